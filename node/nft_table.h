@@ -1,0 +1,50 @@
+/*
+ * nft_table.h - tandem-node's own nftables table that sends forwarded
+ * packets to its NFQUEUE queues.
+ *
+ * The table is family inet, holds one base chain `forward` (filter hook,
+ * policy accept) and one rule queueing every packet to queues
+ * queue_first .. queue_first + queue_count - 1. The native nft `queue`
+ * expression is tried first; kernels built without CONFIG_NFT_QUEUE refuse
+ * it, and the xtables compat target NFQUEUE revision 3 is used instead (same
+ * semantics; `nft list` prints it as `queue num A-B bypass`).
+ *
+ * Must never: touch any table other than the one named, flush the user's
+ * ruleset, or leave a half-built table behind (every change is one
+ * nfnetlink batch, i.e. one kernel transaction).
+ *
+ * Not for the hot path: each call opens its own netlink socket.
+ */
+#ifndef TANDEM_NFT_TABLE_H
+#define TANDEM_NFT_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct nft_table_opts {
+	const char *table;      /* "tandem": 1..255 bytes */
+	unsigned queue_first;   /* 0..65535 */
+	unsigned queue_count;   /* 1..65536 - queue_first */
+	bool bypass;            /* accept when no program is bound to the queue */
+	/* Balance over the queue_count queues by the kernel's flow hash, which
+	 * is the same for both directions of a flow (one writer per shard).
+	 * Never CPU fanout. Required when queue_count > 1. */
+	bool fanout;
+	int priority;           /* forward hook priority; 0 = filter */
+};
+
+/*
+ * Install the table, replacing a table of that name if one exists (stale
+ * after a crash, or a previous install), in one atomic batch. Returns 0 or
+ * -errno with a message naming the failing step in err (err may be NULL).
+ * -EINVAL for bad options, -EPERM without CAP_NET_ADMIN.
+ */
+int nft_table_install(const struct nft_table_opts *o, char *err, size_t errlen);
+
+/* Remove inet table `table`; an absent table is success. 0 or -errno. */
+int nft_table_remove(const char *table, char *err, size_t errlen);
+
+/* *ret = whether inet table `table` exists. 0 or -errno (ret untouched). */
+int nft_table_exists(const char *table, bool *ret);
+
+#endif /* TANDEM_NFT_TABLE_H */

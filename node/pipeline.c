@@ -1,0 +1,445 @@
+/*
+ * pipeline.c - one packet through one shard (see the diagram in
+ * pipeline.h); read it top to bottom like pf_test().
+ *
+ * Must never: allocate, lock, log or make a system call per packet. The
+ * only shared state written here is the limits table (atomic CAS, only when
+ * a session of a limited rule is created or ends).
+ */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* ---- context ---------------------------------------------------------- */
+
+void node_ctx_init(struct node_ctx *ctx, const struct tandem_config *cfg,
+		   const struct policy *pol, struct limits *lim,
+		   bool zones_by_iface)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->cfg = cfg;
+	ctx->pol = pol;
+	ctx->lim = lim;
+	for (unsigned i = 0; i < TO_MAX; i++)
+		ctx->timeout_ms[i] = (uint64_t)cfg->timeout[i] * 1000u;
+	ctx->topts.rst_invalidate = cfg->rst_invalidate;
+	ctx->topts.fin_invalidate = cfg->fin_invalidate;
+	ctx->zones_by_iface = zones_by_iface;
+}
+
+static void expire_cb(void *arg, struct sess *s);
+
+int shard_init(struct shard *sh, uint8_t id, uint32_t capacity,
+	       const struct node_ctx *ctx, uint64_t now_ms)
+{
+	memset(sh, 0, sizeof(*sh));
+	int r = sess_table_new(capacity, ctx->cfg->node_id, id, now_ms,
+			       &sh->tab);
+	if (r < 0)
+		return r;
+	sh->ctx = ctx;
+	sh->id = id;
+	const struct tandem_config *c = ctx->cfg;
+	/* 100 % means off: the count can never exceed the capacity */
+	sh->age_high = c->age_high_pct >= 100
+			       ? capacity
+			       : (uint32_t)((uint64_t)capacity * c->age_high_pct / 100);
+	sh->age_low = (uint32_t)((uint64_t)capacity * c->age_low_pct / 100);
+	/* pf purges 64 states at a time; a wheel slot visit is cheaper than a
+	 * state, so allow more per tick but keep it bounded. */
+	sh->tick_budget = 1024;
+	return 0;
+}
+
+void shard_fini(struct shard *sh)
+{
+	sess_table_free(sh->tab);
+	sh->tab = NULL;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static inline void count_verdict(struct shard *sh, struct pipeline_result *res,
+				 enum verdict v, enum drop_reason why)
+{
+	res->verdict = v;
+	res->drop = why;
+	sh->st.verdict[v]++;
+	if (why != DROP_NONE)
+		sh->st.drop[why]++;
+}
+
+static uint8_t iface_zone(const struct tandem_config *c, uint8_t iface)
+{
+	if (iface == 0 || iface > c->n_ifaces)
+		return 0;
+	return c->ifaces[iface - 1].zone;
+}
+
+static uint64_t sess_timeout_ms(const struct node_ctx *ctx,
+				const struct sess *s)
+{
+	enum cfg_timeout cls = track_timeout_class(s);
+	if (track_state_is_idle((enum sess_state)s->state) &&
+	    s->rule < ctx->cfg->n_rules) {
+		uint32_t idle = ctx->cfg->rules[s->rule].idle_timeout;
+		if (idle)
+			return (uint64_t)idle * 1000u;
+	}
+	return ctx->timeout_ms[cls];
+}
+
+static inline void emit(struct shard *sh, enum sess_event ev,
+			const struct sess *s)
+{
+	if (sh->on_event)
+		sh->on_event(sh->event_arg, ev, s);
+}
+
+static void limits_put(struct shard *sh, const struct sess *s)
+{
+	if (!(s->mode & (SESS_LIMITED_SRC | SESS_LIMITED_DST)))
+		return;
+	unsigned init = (s->flags & SF_INIT_SIDE1) ? 1 : 0;
+	if (s->mode & SESS_LIMITED_SRC)
+		limits_release(sh->ctx->lim, s->rule, LIMIT_SIDE_SRC,
+			       s->key.addr[init]);
+	if (s->mode & SESS_LIMITED_DST)
+		limits_release(sh->ctx->lim, s->rule, LIMIT_SIDE_DST,
+			       s->key.addr[!init]);
+}
+
+/* Bookkeeping of a session that ends, before it leaves the table. */
+static void account_end(struct shard *sh, struct sess *s, enum end_reason why)
+{
+	sh->st.ended[why]++;
+	sh->st.ended_state[proto_class_of(s->key.proto)][s->state]++;
+	limits_put(sh, s);
+	emit(sh, SEV_END, s);
+}
+
+void pipeline_end_session(struct shard *sh, struct sess *s,
+			  enum end_reason why)
+{
+	account_end(sh, s, why);
+	sess_table_remove(sh->tab, s);
+}
+
+static void expire_cb(void *arg, struct sess *s)
+{
+	account_end(arg, s, END_EXPIRED);
+}
+
+static void aged_cb(void *arg, struct sess *s)
+{
+	account_end(arg, s, END_AGED);
+}
+
+unsigned pipeline_shard_of(const struct pkt *p, unsigned n)
+{
+	uint64_t a[2], b[2];
+	memcpy(a, p->src, 16);
+	memcpy(b, p->dst, 16);
+	/* xor first: the same value for both directions */
+	uint64_t h = (a[0] ^ b[0]) * UINT64_C(0x9E3779B97F4A7C15) ^
+		     (a[1] ^ b[1]) * UINT64_C(0xC2B2AE3D27D4EB4F);
+	h ^= h >> 29;
+	return (unsigned)(((h >> 32) * n) >> 32);
+}
+
+/* Zones of a flow from src to dst. */
+static void flow_zones(const struct node_ctx *ctx, uint8_t family,
+		       const uint8_t *src, const uint8_t *dst, uint8_t iif,
+		       uint8_t oif, uint8_t *zin, uint8_t *zout)
+{
+	if (ctx->zones_by_iface) {
+		*zin = iface_zone(ctx->cfg, iif);
+		*zout = iface_zone(ctx->cfg, oif);
+	} else {
+		*zin = config_zone_of_addr(ctx->cfg, family, src);
+		*zout = config_zone_of_addr(ctx->cfg, family, dst);
+	}
+}
+
+/* ---- ICMP errors ------------------------------------------------------ */
+
+/* An ICMP error belongs to the session of the packet it quotes; it never
+ * opens one. Junos: an ICMP error for a UDP session ends that session. */
+static void icmp_error(struct shard *sh, const struct pkt *p, uint8_t iif,
+		       uint8_t oif, struct pipeline_result *res)
+{
+	const struct pkt_inner *in = &p->inner;
+	uint8_t za, zb;
+	if (sh->ctx->zones_by_iface)
+		flow_zones(sh->ctx, p->family, NULL, NULL, iif, oif, &za, &zb);
+	else
+		flow_zones(sh->ctx, p->family, in->src, in->dst, 0, 0, &za,
+			   &zb);
+	struct sess_key k;
+	unsigned side;
+	sess_key_make(&k, p->family, in->proto, in->src, in->dst, in->sport,
+		      in->dport, za, zb, &side);
+	struct sess *s = sess_table_lookup(sh->tab, &k, sess_key_hash(&k));
+	if (!s) {
+		count_verdict(sh, res, V_DROP, DROP_ICMP_ERR_NO_SESSION);
+		return;
+	}
+	unsigned init = (s->flags & SF_INIT_SIDE1) ? 1 : 0;
+	unsigned dir = side == init ? 1 : 0; /* travels against the quote */
+	s->pkts[dir]++;
+	s->bytes[dir] += p->len;
+	count_verdict(sh, res, V_ACCEPT, DROP_NONE);
+	if (s->key.proto == PKT_PROTO_UDP) {
+		pipeline_end_session(sh, s, END_ICMP_ERROR);
+		return;
+	}
+	res->sess = s;
+}
+
+/* ---- the packet ------------------------------------------------------- */
+
+static enum drop_reason track_new(struct sess *s, const struct pkt *p,
+				  enum track_mode mode)
+{
+	switch (p->proto) {
+	case PKT_PROTO_TCP: return track_tcp_new(s, p, mode);
+	case PKT_PROTO_UDP: return track_udp_new(s, p, mode);
+	case PKT_PROTO_ICMP:
+	case PKT_PROTO_ICMPV6:
+		if (p->icmp_kind != PKT_ICMP_OTHER)
+			return track_icmp_new(s, p, mode);
+		/* other ICMP types are generic flows */
+		return track_other_new(s, p, mode);
+	default: return track_other_new(s, p, mode);
+	}
+}
+
+static void track_existing(struct shard *sh, struct sess *s,
+			   const struct pkt *p, unsigned dir,
+			   struct track_out *out)
+{
+	switch (p->proto) {
+	case PKT_PROTO_TCP:
+		track_tcp(s, p, dir, &sh->ctx->topts, out);
+		break;
+	case PKT_PROTO_UDP:
+		track_udp(s, p, dir, out);
+		break;
+	default:
+		track_icmp(s, p, dir, out); /* ICMP queries and generic */
+		break;
+	}
+}
+
+/* A miss: the policy decides, then the tracker says whether this packet
+ * may open a session, then limits and the pool. */
+static void new_flow(struct shard *sh, const struct pkt *p,
+		     const struct sess_key *k, uint32_t hash, unsigned side,
+		     uint8_t zin, uint8_t zout, uint8_t iif, uint64_t now,
+		     struct pipeline_result *res)
+{
+	const struct node_ctx *ctx = sh->ctx;
+	struct policy_query q = {
+		.family = p->family, .proto = p->proto,
+		.zone_from = zin, .zone_to = zout,
+		.src = p->src, .dst = p->dst,
+		.dport = p->dport, .icmp_type = p->icmp_type,
+	};
+	const struct cfg_rule *r = policy_match(ctx->pol, &q);
+	res->rule = r;
+	if (!r) {
+		count_verdict(sh, res, V_DROP, DROP_NO_RULE);
+		return;
+	}
+	if (r->action == ACT_DROP) {
+		count_verdict(sh, res, V_DROP, DROP_RULE_DROP);
+		return;
+	}
+	if (r->action == ACT_REJECT) {
+		count_verdict(sh, res, V_REJECT, DROP_RULE_REJECT);
+		return;
+	}
+	enum proto_class pc = proto_class_of(p->proto);
+	if (r->mode == TRACK_OFF) {
+		/* stateless: this packet alone matched; replies must too */
+		sh->st.stateless[pc]++;
+		count_verdict(sh, res, V_ACCEPT, DROP_NONE);
+		return;
+	}
+
+	/* Decide on a scratch session first so a refused packet costs no
+	 * pool entry and no limit unit. */
+	struct sess tmp = {0};
+	enum drop_reason why = track_new(&tmp, p, r->mode);
+	if (why != DROP_NONE) {
+		count_verdict(sh, res, V_DROP, why);
+		return;
+	}
+
+	uint8_t limited = 0;
+	if (r->limit_src) {
+		if (!limits_acquire(ctx->lim, r->index, LIMIT_SIDE_SRC, p->src,
+				    r->limit_src)) {
+			count_verdict(sh, res, V_DROP, DROP_LIMIT_SRC);
+			return;
+		}
+		limited |= SESS_LIMITED_SRC;
+	}
+	if (r->limit_dst) {
+		if (!limits_acquire(ctx->lim, r->index, LIMIT_SIDE_DST, p->dst,
+				    r->limit_dst)) {
+			if (limited)
+				limits_release(ctx->lim, r->index,
+					       LIMIT_SIDE_SRC, p->src);
+			count_verdict(sh, res, V_DROP, DROP_LIMIT_DST);
+			return;
+		}
+		limited |= SESS_LIMITED_DST;
+	}
+
+	tmp.rule = r->index;
+	struct sess *s;
+	int rc = sess_table_insert(sh->tab, k, hash, 0, now,
+				   now + sess_timeout_ms(ctx, &tmp), &s);
+	if (rc < 0) {
+		if (limited & SESS_LIMITED_SRC)
+			limits_release(ctx->lim, r->index, LIMIT_SIDE_SRC,
+				       p->src);
+		if (limited & SESS_LIMITED_DST)
+			limits_release(ctx->lim, r->index, LIMIT_SIDE_DST,
+				       p->dst);
+		count_verdict(sh, res, V_DROP, DROP_TABLE_FULL);
+		return;
+	}
+	s->state = tmp.state;
+	s->flags = (uint8_t)(tmp.flags | (side ? SF_INIT_SIDE1 : 0) |
+			     (r->keepalive ? SF_KEEPALIVE : 0));
+	if (p->proto == PKT_PROTO_TCP) {
+		memcpy(s->tcp, tmp.tcp, sizeof(s->tcp));
+		s->wscale = tmp.wscale;
+	}
+	s->rule = r->index;
+	s->mode = (uint8_t)(r->mode | limited);
+	s->iface[0] = iif;
+	s->pkts[0] = 1;
+	s->bytes[0] = p->len;
+	sh->st.created[pc]++;
+	emit(sh, SEV_CREATE, s);
+	res->sess = s;
+	count_verdict(sh, res, V_ACCEPT, DROP_NONE);
+}
+
+void pipeline_packet(struct shard *sh, const struct pkt *p, uint8_t iif,
+		     uint8_t oif, uint64_t now, struct pipeline_result *res)
+{
+	const struct node_ctx *ctx = sh->ctx;
+	res->sess = NULL;
+	res->rule = NULL;
+	sh->st.pkts++;
+	sh->st.bytes += p->len;
+	if (p->first_frag)
+		sh->st.first_frags++;
+
+	if (p->icmp_kind == PKT_ICMP_ERROR) {
+		icmp_error(sh, p, iif, oif, res);
+		return;
+	}
+
+	uint8_t zin, zout;
+	flow_zones(ctx, p->family, p->src, p->dst, iif, oif, &zin, &zout);
+	if (!zin || !zout) {
+		count_verdict(sh, res, V_DROP, DROP_NO_ZONE);
+		return;
+	}
+
+	struct sess_key k;
+	unsigned side;
+	sess_key_make(&k, p->family, p->proto, p->src, p->dst, p->sport,
+		      p->dport, zin, zout, &side);
+	uint32_t hash = sess_key_hash(&k);
+	struct sess *s = sess_table_lookup(sh->tab, &k, hash);
+
+	if (s) {
+		unsigned init = (s->flags & SF_INIT_SIDE1) ? 1 : 0;
+		unsigned dir = side == init ? 0 : 1;
+		struct track_out out;
+		track_existing(sh, s, p, dir, &out);
+		if (out.reopen) {
+			pipeline_end_session(sh, s, out.end_reason);
+			new_flow(sh, p, &k, hash, side, zin, zout, iif, now,
+				 res);
+			return;
+		}
+		if (out.drop != DROP_NONE) {
+			count_verdict(sh, res, V_DROP, out.drop);
+			return;
+		}
+		s->pkts[dir]++;
+		s->bytes[dir] += p->len;
+		s->iface[dir] = iif;
+		count_verdict(sh, res, V_ACCEPT, DROP_NONE);
+		if (out.end) { /* forwarded, and the session ends with it */
+			pipeline_end_session(sh, s, out.end_reason);
+			return;
+		}
+		if (out.refresh)
+			sess_table_set_expire(sh->tab, s,
+					      now + sess_timeout_ms(ctx, s));
+		if (out.state_changed)
+			emit(sh, SEV_STATE, s);
+		res->sess = s;
+		return;
+	}
+	new_flow(sh, p, &k, hash, side, zin, zout, iif, now, res);
+}
+
+void pipeline_count_drop(struct shard *sh, enum drop_reason r, uint32_t len)
+{
+	sh->st.pkts++;
+	sh->st.bytes += len;
+	sh->st.verdict[V_DROP]++;
+	sh->st.drop[r]++;
+}
+
+void pipeline_raw(struct shard *sh, const uint8_t *l3, uint32_t len,
+		  uint8_t iif, uint8_t oif, uint64_t now_ms,
+		  struct pipeline_result *res)
+{
+	struct pkt p;
+	enum drop_reason r = pkt_parse(&p, l3, len);
+	if (r != DROP_NONE) {
+		pipeline_count_drop(sh, r, len);
+		res->verdict = V_DROP;
+		res->drop = r;
+		res->sess = NULL;
+		res->rule = NULL;
+		return;
+	}
+	pipeline_packet(sh, &p, iif, oif, now_ms, res);
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+bool pipeline_tick(struct shard *sh, uint64_t now_ms)
+{
+	bool done = true;
+	sess_table_expire(sh->tab, now_ms, sh->tick_budget, expire_cb, sh,
+			  &done);
+
+	/* Junos aggressive ageing: above the high watermark, sessions with
+	 * less than early-ageout left go now, until below the low one. */
+	uint32_t n = sess_table_count(sh->tab);
+	if (!sh->ageing && n > sh->age_high) {
+		sh->ageing = true;
+		sh->st.ageing_on++;
+	}
+	if (sh->ageing) {
+		sess_table_age_early(sh->tab, now_ms,
+				     (uint64_t)sh->ctx->cfg->early_ageout * 1000u,
+				     sh->tick_budget, aged_cb, sh);
+		if (sess_table_count(sh->tab) < sh->age_low)
+			sh->ageing = false;
+	}
+	return done;
+}

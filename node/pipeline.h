@@ -1,0 +1,100 @@
+/*
+ * pipeline.h - the way of one packet through a shard, top to bottom:
+ *
+ *   pkt_parse (once) -> zones -> sess_table lookup
+ *     hit : track_tcp/udp/icmp -> refresh timer or end session -> verdict
+ *     miss: ICMP error? -> the quoted flow's session
+ *           policy_match -> tracking off? stateless verdict
+ *           -> limits -> track_*_new -> sess_table_insert -> verdict
+ *
+ * plus pipeline_tick(): bounded expiry and aggressive ageing per shard.
+ *
+ * A shard is driven by exactly one thread. The shared, read-only context
+ * (config, compiled policy, timeouts in ms) is reached through a pointer the
+ * shard reads once per packet. Must never: allocate, lock, log, or make a
+ * system call per packet.
+ */
+#ifndef TANDEM_PIPELINE_H
+#define TANDEM_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "limits.h"
+#include "pkt.h"
+#include "policy.h"
+#include "sess_table.h"
+#include "stats.h"
+#include "track.h"
+
+/* Everything a worker reads but never writes. */
+struct node_ctx {
+	const struct tandem_config *cfg;
+	const struct policy *pol;
+	struct limits *lim;           /* shared, lock-free */
+	uint64_t timeout_ms[TO_MAX];
+	struct track_opts topts;
+	bool zones_by_iface;          /* false: zones from address networks */
+};
+
+/* Session events, for replication (tandem-syncd) and tests. */
+enum sess_event { SEV_CREATE, SEV_STATE, SEV_END };
+typedef void (*sess_event_fn)(void *arg, enum sess_event ev,
+			      const struct sess *s);
+
+struct shard {
+	struct sess_table *tab;
+	const struct node_ctx *ctx;
+	struct shard_stats st;
+	uint8_t id;
+	bool ageing;            /* aggressive ageing in progress */
+	uint32_t age_high, age_low; /* watermarks in sessions */
+	unsigned tick_budget;   /* wheel visits per tick */
+	sess_event_fn on_event; /* may be NULL */
+	void *event_arg;
+};
+
+/* What the caller learns about one packet. */
+struct pipeline_result {
+	enum verdict verdict;
+	enum drop_reason drop;  /* DROP_NONE when accepted */
+	struct sess *sess;      /* the session, when one exists after the packet */
+	const struct cfg_rule *rule; /* rule matched on a miss, else NULL */
+};
+
+/* Fill a context from a loaded config and compiled policy. */
+void node_ctx_init(struct node_ctx *ctx, const struct tandem_config *cfg,
+		   const struct policy *pol, struct limits *lim,
+		   bool zones_by_iface);
+
+/* Set up a shard of `capacity` sessions. Returns 0 or -errno. */
+int shard_init(struct shard *sh, uint8_t id, uint32_t capacity,
+	       const struct node_ctx *ctx, uint64_t now_ms);
+void shard_fini(struct shard *sh);
+
+/* The shard that owns a parsed packet among n (symmetric in direction, by
+ * addresses only, as the kernel's queue balancing is). */
+unsigned pipeline_shard_of(const struct pkt *p, unsigned n);
+
+/* Process a parsed packet. iif/oif: config interface ids (0 = unknown). */
+void pipeline_packet(struct shard *sh, const struct pkt *p, uint8_t iif,
+		     uint8_t oif, uint64_t now_ms, struct pipeline_result *res);
+
+/* Parse and process raw L3 bytes (counts parse drops). */
+void pipeline_raw(struct shard *sh, const uint8_t *l3, uint32_t len,
+		  uint8_t iif, uint8_t oif, uint64_t now_ms,
+		  struct pipeline_result *res);
+
+/* Count a drop decided before pipeline_packet (parse errors, L2). */
+void pipeline_count_drop(struct shard *sh, enum drop_reason r, uint32_t len);
+
+/* Expiry and aggressive ageing, bounded by sh->tick_budget visits. Returns
+ * true when the wheel has caught up with now. */
+bool pipeline_tick(struct shard *sh, uint64_t now_ms);
+
+/* End a session now (management clear, revalidation). */
+void pipeline_end_session(struct shard *sh, struct sess *s,
+			  enum end_reason why);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * pkt_io.h - where packets come from and where verdicts go.
+ *
+ * Alternatives behind one ops struct, chosen once at start-up:
+ * pkt_io_pcap.c (offline capture, capture time is the clock), and later
+ * pkt_io_nfq.c (NFQUEUE) and pkt_io_xdp.c (AF_XDP). A burst of descriptors
+ * points into the source's own buffers, valid until the next rx_burst on
+ * the same queue.
+ */
+#ifndef TANDEM_PKT_IO_H
+#define TANDEM_PKT_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "drop.h"
+#include "stats.h"
+
+struct pkt_desc {
+	const uint8_t *l3;   /* L3 header (NULL when l2_drop is set) */
+	uint32_t len;        /* L3 bytes */
+	uint32_t wire_len;   /* bytes as received, L2 included */
+	uint64_t ts_ms;      /* receive time (capture time for pcap) */
+	uint32_t id;         /* source's packet id (NFQUEUE packet id) */
+	uint8_t iif, oif;    /* config interface ids, 0 = unknown */
+	uint8_t l2_drop;     /* enum drop_reason when L2 was unusable */
+};
+
+struct pkt_io;
+
+struct pkt_io_ops {
+	const char *name;
+	/* arg: the source's argument (capture file, ...). */
+	int (*open)(const char *arg, const struct tandem_config *cfg,
+		    struct pkt_io **ret, char *err, size_t errlen);
+	/* Up to max descriptors; 0 = nothing now; -ENODATA = end of input. */
+	int (*rx_burst)(struct pkt_io *io, unsigned queue, struct pkt_desc *d,
+			unsigned max);
+	int (*verdict_burst)(struct pkt_io *io, unsigned queue,
+			     const struct pkt_desc *d, const enum verdict *v,
+			     unsigned n);
+	void (*close)(struct pkt_io *io);
+};
+
+extern const struct pkt_io_ops pkt_io_pcap_ops;
+
+#endif
