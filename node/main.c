@@ -13,24 +13,29 @@
 #include <string.h>
 #include <time.h>
 
+#include <signal.h>
+#include <stdatomic.h>
+
 #include "clock.h"
 #include "config.h"
 #include "limits.h"
 #include "pipeline.h"
 #include "pkt_io.h"
+#include "nft_table.h"
 #include "policy.h"
+#include "worker.h"
 
-#define MAX_SHARDS 64
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: tandem-node --config FILE --pcap CAPTURE [--quiet]\n"
-		"       tandem-node --config FILE --check\n"
+		"usage: tandem-node --config FILE [--stats FILE]   filter forwarded traffic (NFQUEUE)\n"
+		"       tandem-node --config FILE --pcap CAPTURE   replay a capture offline\n"
+		"       tandem-node --config FILE --check          validate the config\n"
 		"  --config FILE   libconfig file (see conf/tandem.conf)\n"
-		"  --pcap FILE     replay a pcap/pcapng capture offline, print a summary, exit\n"
+		"  --pcap FILE     replay a pcap/pcapng capture, print a summary, exit\n"
 		"  --check         validate the config and compile the policy, then exit\n"
-		"  --quiet         print only the summary records\n");
+		"  --stats FILE    kernel path: rewrite FILE with the counters every 200 ms\n");
 }
 
 struct live_count {
@@ -50,6 +55,48 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The counters as `record key=value` lines (summary, stats file). lc may
+ * be NULL when the caller cannot walk the shards (they are the workers'). */
+static void print_stats(FILE *f, const struct shard_stats *t, uint64_t live,
+			const struct live_count *lc)
+{
+	fprintf(f, "verdict");
+	for (unsigned v = 0; v < V_MAX; v++)
+		fprintf(f, " %s=%llu", verdict_name(v),
+			(unsigned long long)t->verdict[v]);
+	fprintf(f, "\ncreated");
+	for (unsigned c = 0; c < PC_MAX; c++)
+		fprintf(f, " %s=%llu", proto_class_name(c),
+			(unsigned long long)t->created[c]);
+	fprintf(f, "\nstateless");
+	for (unsigned c = 0; c < PC_MAX; c++)
+		fprintf(f, " %s=%llu", proto_class_name(c),
+			(unsigned long long)t->stateless[c]);
+	fprintf(f, "\nended");
+	for (unsigned e = 0; e < END_MAX; e++)
+		fprintf(f, " %s=%llu", end_reason_name(e),
+			(unsigned long long)t->ended[e]);
+	fprintf(f, "\nsessions live=%llu ageing_started=%llu first_fragments=%llu\n",
+		(unsigned long long)live, (unsigned long long)t->ageing_on,
+		(unsigned long long)t->first_frags);
+	for (unsigned c = 0; c < PC_MAX; c++)
+		for (unsigned s = 1; s < SS_MAX; s++) {
+			uint64_t l = lc ? lc->n[c][s] : 0;
+			if (!t->ended_state[c][s] && !l)
+				continue;
+			fprintf(f, "state proto=%s state=%s ended=%llu",
+				proto_class_name(c), sess_state_name(s),
+				(unsigned long long)t->ended_state[c][s]);
+			if (lc)
+				fprintf(f, " live=%llu", (unsigned long long)l);
+			fputc('\n', f);
+		}
+	for (unsigned d = 1; d < DROP_MAX; d++)
+		if (t->drop[d])
+			fprintf(f, "drop reason=%s count=%llu\n", drop_name(d),
+				(unsigned long long)t->drop[d]);
+}
+
 static void print_summary(const char *src, struct shard *sh, unsigned n,
 			  double secs, uint64_t t_first, uint64_t t_last)
 {
@@ -66,36 +113,7 @@ static void print_summary(const char *src, struct shard *sh, unsigned n,
 	       src, (unsigned long long)t.pkts, (unsigned long long)t.bytes,
 	       secs, secs > 0 ? (double)t.pkts / secs : 0.0,
 	       (double)(t_last - t_first) / 1000.0, n);
-	printf("verdict");
-	for (unsigned v = 0; v < V_MAX; v++)
-		printf(" %s=%llu", verdict_name(v),
-		       (unsigned long long)t.verdict[v]);
-	printf("\ncreated");
-	for (unsigned c = 0; c < PC_MAX; c++)
-		printf(" %s=%llu", proto_class_name(c),
-		       (unsigned long long)t.created[c]);
-	printf("\nstateless");
-	for (unsigned c = 0; c < PC_MAX; c++)
-		printf(" %s=%llu", proto_class_name(c),
-		       (unsigned long long)t.stateless[c]);
-	printf("\nended");
-	for (unsigned e = 0; e < END_MAX; e++)
-		printf(" %s=%llu", end_reason_name(e),
-		       (unsigned long long)t.ended[e]);
-	printf("\nsessions live=%llu ageing_started=%llu first_fragments=%llu\n",
-	       (unsigned long long)live, (unsigned long long)t.ageing_on,
-	       (unsigned long long)t.first_frags);
-	for (unsigned c = 0; c < PC_MAX; c++)
-		for (unsigned s = 1; s < SS_MAX; s++)
-			if (t.ended_state[c][s] || lc.n[c][s])
-				printf("state proto=%s state=%s ended=%llu live=%llu\n",
-				       proto_class_name(c), sess_state_name(s),
-				       (unsigned long long)t.ended_state[c][s],
-				       (unsigned long long)lc.n[c][s]);
-	for (unsigned d = 1; d < DROP_MAX; d++)
-		if (t.drop[d])
-			printf("drop reason=%s count=%llu\n", drop_name(d),
-			       (unsigned long long)t.drop[d]);
+	print_stats(stdout, &t, live, &lc);
 }
 
 static int run_pcap(const char *file, const struct tandem_config *cfg,
@@ -182,30 +200,175 @@ out:
 	return rc;
 }
 
+/* ---- kernel data path ------------------------------------------------ */
+
+static atomic_bool stop_flag;
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+	atomic_store(&stop_flag, true);
+}
+
+/* Write the counters to path atomically (temp file + rename). */
+static void write_stats(const char *path, struct worker *w, unsigned n)
+{
+	struct shard_stats t = {0}, one;
+	uint64_t live = 0;
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t sess;
+		worker_read(&w[i], &one, &sess);
+		stats_add(&t, &one);
+		live += sess;
+		fprintf(f, "shard id=%u queue=%u packets=%llu sessions=%u\n", i,
+			w[i].queue, (unsigned long long)one.pkts, sess);
+	}
+	print_stats(f, &t, live, NULL);
+	fclose(f);
+	rename(tmp, path);
+}
+
+static int run_nfq(const struct tandem_config *cfg, const struct policy *pol,
+		   const char *stats_path)
+{
+	char err[512] = "";
+	unsigned n = cfg->queues;
+	struct limits *lim = NULL;
+	struct pkt_io *io = NULL;
+	struct worker *w = calloc(n, sizeof(*w));
+	int rc = 1, r;
+	unsigned ready = 0;
+	bool table = false;
+	if (!w)
+		goto out;
+	r = limits_new(cfg->max_sessions * 2u, &lim);
+	if (r < 0) {
+		fprintf(stderr, "tandem-node: limits: %s\n", strerror(-r));
+		goto out;
+	}
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	/* no SA_RESTART: a signal must interrupt the control loop's sleep */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Bind the queues before the table sends anything to them. */
+	r = pkt_io_nfq_ops.open(NULL, cfg, &io, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "tandem-node: %s\n", err);
+		goto out;
+	}
+	struct node_ctx ctx;
+	node_ctx_init(&ctx, cfg, pol, lim, cfg->n_ifaces > 0);
+	uint64_t now = clock_now_ms();
+	for (; ready < n; ready++) {
+		r = shard_init(&w[ready].sh, (uint8_t)ready,
+			       cfg->max_sessions / n, &ctx, now);
+		if (r < 0) {
+			fprintf(stderr, "tandem-node: shard %u: %s\n", ready,
+				strerror(-r));
+			goto out;
+		}
+		w[ready].queue = ready;
+		w[ready].ops = &pkt_io_nfq_ops;
+		w[ready].io = io;
+		w[ready].stop = &stop_flag;
+	}
+	struct nft_table_opts to = {
+		.table = "tandem",
+		.queue_first = cfg->queue_first,
+		.queue_count = n,
+		.bypass = cfg->bypass,
+		.fanout = n > 1,
+	};
+	r = nft_table_install(&to, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "tandem-node: nftables: %s\n", err);
+		goto out;
+	}
+	table = true;
+	for (unsigned i = 0; i < n; i++) {
+		r = worker_start(&w[i]);
+		if (r < 0) {
+			fprintf(stderr, "tandem-node: worker %u: %s\n", i,
+				strerror(-r));
+			atomic_store(&stop_flag, true);
+			goto out;
+		}
+	}
+	fprintf(stderr,
+		"tandem-node: %s (id %u) filtering: queues %u-%u, table inet tandem, "
+		"%s, %s, %u sessions max\n",
+		cfg->node_name, cfg->node_id, cfg->queue_first,
+		cfg->queue_first + n - 1,
+		cfg->fail_open ? "fail-open on queue overflow" : "fail-closed on queue overflow",
+		cfg->bypass ? "bypass when not running" : "drop when not running",
+		cfg->max_sessions);
+
+	/* Control loop: interface names, counters; workers run alone. */
+	unsigned ticks = 0;
+	while (!atomic_load(&stop_flag)) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
+		nanosleep(&ts, NULL);
+		if (++ticks % 10 == 0)
+			pkt_io_nfq_refresh_ifaces(io);
+		if (stats_path)
+			write_stats(stats_path, w, n);
+	}
+	rc = 0;
+out:
+	atomic_store(&stop_flag, true);
+	for (unsigned i = 0; i < ready; i++)
+		worker_join(&w[i]);
+	if (stats_path && rc == 0)
+		write_stats(stats_path, w, n);
+	if (table) {
+		r = nft_table_remove("tandem", err, sizeof(err));
+		if (r < 0)
+			fprintf(stderr, "tandem-node: removing table: %s\n", err);
+	}
+	pkt_io_nfq_ops.close(io);
+	for (unsigned i = 0; i < ready; i++)
+		shard_fini(&w[i].sh);
+	limits_free(lim);
+	free(w);
+	if (rc == 0)
+		fprintf(stderr, "tandem-node: stopped (%s), table removed\n",
+			got_signal == SIGINT ? "SIGINT" : "SIGTERM");
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
-	const char *cfg_path = NULL, *pcap_path = NULL;
+	const char *cfg_path = NULL, *pcap_path = NULL, *stats_path = NULL;
 	bool check = false;
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"pcap", required_argument, NULL, 'p'},
 		{"check", no_argument, NULL, 'k'},
-		{"quiet", no_argument, NULL, 'q'},
+		{"stats", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{0, 0, 0, 0},
 	};
 	int o;
-	while ((o = getopt_long(argc, argv, "c:p:kqh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:p:ks:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': cfg_path = optarg; break;
 		case 'p': pcap_path = optarg; break;
 		case 'k': check = true; break;
-		case 'q': break;
+		case 's': stats_path = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!cfg_path || (!pcap_path && !check) || optind != argc) {
+	if (!cfg_path || optind != argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -229,8 +392,10 @@ int main(int argc, char **argv)
 		printf("config ok file=%s rules=%u zones=%u policy_hash=%016llx\n",
 		       cfg_path, cfg->n_rules, cfg->n_zones,
 		       (unsigned long long)policy_hash(pol));
-	else
+	else if (pcap_path)
 		rc = run_pcap(pcap_path, cfg, pol);
+	else
+		rc = run_nfq(cfg, pol, stats_path);
 	policy_free(pol);
 	config_free(cfg);
 	return rc;

@@ -44,5 +44,10 @@ struct pkt_io_ops {
 };
 
 extern const struct pkt_io_ops pkt_io_pcap_ops;
+extern const struct pkt_io_ops pkt_io_nfq_ops;
+
+/* NFQUEUE only: re-resolve the config's interface names to kernel ifindexes
+ * (interfaces may appear after start). Control thread, not the data path. */
+void pkt_io_nfq_refresh_ifaces(struct pkt_io *io);
 
 #endif

@@ -59,9 +59,12 @@ struct ifield {
 	uint32_t wild;   /* pool offset: nwords dense words, then nsum summary */
 };
 
+/* A zone field: per zone id (0 = unknown) the pool offset of a dense
+ * bitset of the rules naming that zone or "any" (nwords words, then nsum
+ * summary words). Dense because there are at most CFG_MAX_ZONES of them
+ * and a lookup then reads a word without any rank computation. */
 struct zfield {
-	uint32_t ref[CFG_MAX_ZONES]; /* sparse bitset per zone id; 0 = unknown */
-	uint32_t wild;
+	uint32_t ref[CFG_MAX_ZONES];
 };
 
 struct policy {
@@ -159,61 +162,64 @@ static inline unsigned pop64(uint64_t x)
 	return (unsigned)((x * 0x0101010101010101ull) >> 56);
 }
 
-#define NF 5 /* fields ANDed per lookup */
+#define NS 3 /* sparse fields per lookup */
 
+/* Candidate words are those where every field's summary has a bit; in
+ * each, the cheap dense zone words are ANDed first and the sparse fields
+ * after, stopping as soon as no rule is left (the order of the sparse
+ * fields puts the usually most selective first: destination, service,
+ * source). */
 const struct cfg_rule *policy_match(const struct policy *p,
 				    const struct policy_query *q)
 {
 	const struct ifield *fs, *fd;
-	struct bv v[NF];
-	unsigned base[NF] = { 0 };
-	uint8_t zf, zt;
+	const uint64_t *zf, *zt;
+	struct bv v[NS];
+	unsigned base[NS] = { 0 };
 
 	if (!p || !q || !q->src || !q->dst || (q->family != 4 && q->family != 6))
 		return NULL;
 	if (q->family == 4) {
-		uint32_t s = be32(q->src), d = be32(q->dst);
-
 		fs = &p->src4;
 		fd = &p->dst4;
-		bv_set(p, &v[0], fs->ref[find32(fs->k32, fs->n, s)], fs->wild);
-		bv_set(p, &v[1], fd->ref[find32(fd->k32, fd->n, d)], fd->wild);
+		bv_set(p, &v[0], fd->ref[find32(fd->k32, fd->n, be32(q->dst))], fd->wild);
+		bv_set(p, &v[2], fs->ref[find32(fs->k32, fs->n, be32(q->src))], fs->wild);
 	} else {
 		fs = &p->src6;
 		fd = &p->dst6;
-		bv_set(p, &v[0], fs->ref[find128(fs->k128, fs->n, be128(q->src))],
-		       fs->wild);
-		bv_set(p, &v[1], fd->ref[find128(fd->k128, fd->n, be128(q->dst))],
+		bv_set(p, &v[0], fd->ref[find128(fd->k128, fd->n, be128(q->dst))],
 		       fd->wild);
+		bv_set(p, &v[2], fs->ref[find128(fs->k128, fs->n, be128(q->src))],
+		       fs->wild);
 	}
-	bv_set(p, &v[2],
+	bv_set(p, &v[1],
 	       p->svc.ref[find32(p->svc.k32, p->svc.n,
 				 svc_point(q->proto, q->dport, q->icmp_type))],
 	       p->svc.wild);
 	/* Ids beyond the table are unknown zones: only "any" rules match,
 	 * exactly as in the linear scan (no rule names such a zone). */
-	zf = q->zone_from < CFG_MAX_ZONES ? q->zone_from : 0;
-	zt = q->zone_to < CFG_MAX_ZONES ? q->zone_to : 0;
-	bv_set(p, &v[3], p->from.ref[zf], p->from.wild);
-	bv_set(p, &v[4], p->to.ref[zt], p->to.wild);
+	zf = p->pool + p->from.ref[q->zone_from < CFG_MAX_ZONES ? q->zone_from : 0];
+	zt = p->pool + p->to.ref[q->zone_to < CFG_MAX_ZONES ? q->zone_to : 0];
 
 	for (unsigned j = 0; j < p->nsum; j++) {
-		uint64_t sj[NF], cand = ~0ull;
+		uint64_t sj[NS], cand = zf[p->nwords + j] & zt[p->nwords + j];
 
-		_Pragma("GCC unroll 8")
-		for (int f = 0; f < NF; f++) {
+		_Pragma("GCC unroll 4")
+		for (int f = 0; f < NS; f++) {
 			sj[f] = v[f].sum[j];
 			cand &= sj[f] | v[f].wsum[j];
 		}
 		while (cand) {
 			unsigned b = (unsigned)__builtin_ctzll(cand);
 			unsigned w = j * 64 + b;
-			uint64_t below = (1ull << b) - 1, x = ~0ull;
+			uint64_t below = (1ull << b) - 1, x = zf[w] & zt[w];
 
-			_Pragma("GCC unroll 8")
-			for (int f = 0; f < NF && x; f++) {
+			_Pragma("GCC unroll 4")
+			for (int f = 0; f < NS; f++) {
 				uint64_t word = v[f].wild[w];
 
+				if (!x)
+					break;
 				if (sj[f] >> b & 1)
 					word |= v[f].packed[base[f] + pop64(sj[f] & below)];
 				x &= word;
@@ -222,8 +228,8 @@ const struct cfg_rule *policy_match(const struct policy *p,
 				return &p->c->rules[w * 64 + (unsigned)__builtin_ctzll(x)];
 			cand &= cand - 1;
 		}
-		_Pragma("GCC unroll 8")
-		for (int f = 0; f < NF; f++)
+		_Pragma("GCC unroll 4")
+		for (int f = 0; f < NS; f++)
 			base[f] += pop64(sj[f]);
 	}
 	return NULL;
@@ -372,20 +378,14 @@ static int dd_grow(struct builder *B)
 	return 0;
 }
 
-/* Store dense[]/dsum[] as a sparse bitset, shared with an identical one
- * already stored. */
-static int intern(struct builder *B, const uint64_t *dense, const uint64_t *dsum,
-		  uint32_t *ret)
+/* Store len words (B->tmp), shared with an identical run already stored:
+ * identical words read the same whoever stored them. */
+static int intern_tmp(struct builder *B, uint32_t len, uint32_t *ret)
 {
-	uint32_t len = B->nsum;
 	uint64_t h = 0;
 	size_t k;
 	int r;
 
-	memcpy(B->tmp, dsum, B->nsum * sizeof(uint64_t));
-	for (unsigned j = 0; j < B->nsum; j++)
-		for (uint64_t s = dsum[j]; s; s &= s - 1)
-			B->tmp[len++] = dense[j * 64 + (unsigned)__builtin_ctzll(s)];
 	for (uint32_t i = 0; i < len; i++)
 		h = mix(h, B->tmp[i]);
 	h = mix(h, len);
@@ -407,6 +407,20 @@ static int intern(struct builder *B, const uint64_t *dense, const uint64_t *dsum
 	if (++B->dd_used * 2 > B->dd_mask + 1)
 		return dd_grow(B);
 	return 0;
+}
+
+/* Store dense[]/dsum[] as a sparse bitset: summary, then the non-zero
+ * words only. */
+static int intern(struct builder *B, const uint64_t *dense, const uint64_t *dsum,
+		  uint32_t *ret)
+{
+	uint32_t len = B->nsum;
+
+	memcpy(B->tmp, dsum, B->nsum * sizeof(uint64_t));
+	for (unsigned j = 0; j < B->nsum; j++)
+		for (uint64_t s = dsum[j]; s; s &= s - 1)
+			B->tmp[len++] = dense[j * 64 + (unsigned)__builtin_ctzll(s)];
+	return intern_tmp(B, len, ret);
 }
 
 static void summarize(const struct builder *B, const uint64_t *dense,
@@ -628,20 +642,19 @@ static int build_zone(struct builder *B, bool to, struct zfield *out)
 	const struct tandem_config *c = B->p->c;
 	int r;
 
-	memset(B->dense, 0, B->nwords * sizeof(uint64_t));
-	for (unsigned i = 0; i < c->n_rules; i++)
-		if ((to ? c->rules[i].to_zone : c->rules[i].from_zone) == 0)
-			bit_set(B->dense, i);
-	if ((r = add_wild(B, B->dense, &out->wild)) < 0)
-		return r;
-	/* Zone 0 (unknown) has no specific rules: only wildcards match. */
+	/* Zone 0 (unknown) gets only the "any" rules. */
 	for (unsigned z = 0; z < CFG_MAX_ZONES; z++) {
-		memset(B->dense, 0, B->nwords * sizeof(uint64_t));
-		for (unsigned i = 0; z && i < c->n_rules; i++)
-			if ((to ? c->rules[i].to_zone : c->rules[i].from_zone) == z)
-				bit_set(B->dense, i);
-		summarize(B, B->dense, B->dsum);
-		if ((r = intern(B, B->dense, B->dsum, &out->ref[z])) < 0)
+		uint64_t *d = B->tmp;
+
+		memset(d, 0, B->nwords * sizeof(uint64_t));
+		for (unsigned i = 0; i < c->n_rules; i++) {
+			uint8_t rz = to ? c->rules[i].to_zone : c->rules[i].from_zone;
+
+			if (rz == 0 || rz == z)
+				bit_set(d, i);
+		}
+		summarize(B, d, d + B->nwords);
+		if ((r = intern_tmp(B, B->nwords + B->nsum, &out->ref[z])) < 0)
 			return r;
 	}
 	return 0;

@@ -1,0 +1,101 @@
+/*
+ * worker.c - the data-path thread of one queue (see worker.h).
+ * Must never: allocate, lock, log, or touch another worker's shard.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "clock.h"
+
+#define BURST 64
+#define PUBLISH_MS 100
+
+static void publish(struct worker *w)
+{
+	uint32_t s = atomic_load_explicit(&w->snap_seq, memory_order_relaxed);
+	atomic_store_explicit(&w->snap_seq, s + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	memcpy(&w->snap, &w->sh.st, sizeof(w->snap));
+	w->snap_sessions = sess_table_count(w->sh.tab);
+	atomic_store_explicit(&w->snap_seq, s + 2, memory_order_release);
+}
+
+void worker_read(struct worker *w, struct shard_stats *st, uint32_t *sessions)
+{
+	for (;;) {
+		uint32_t a = atomic_load_explicit(&w->snap_seq,
+						  memory_order_acquire);
+		if (a & 1)
+			continue;
+		memcpy(st, &w->snap, sizeof(*st));
+		*sessions = w->snap_sessions;
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&w->snap_seq, memory_order_relaxed) == a)
+			return;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pkt_desc d[BURST];
+	enum verdict v[BURST];
+	uint64_t last_pub = 0;
+
+	while (!atomic_load_explicit(w->stop, memory_order_relaxed)) {
+		int n = w->ops->rx_burst(w->io, w->queue, d, BURST);
+		uint64_t now = clock_now_ms();
+		for (int i = 0; i < n; i++) {
+			struct pkt p;
+			enum drop_reason why = pkt_parse(&p, d[i].l3, d[i].len);
+			if (why != DROP_NONE) {
+				pipeline_count_drop(&w->sh, why, d[i].len);
+				v[i] = V_DROP;
+				continue;
+			}
+			struct pipeline_result res;
+			pipeline_packet(&w->sh, &p, d[i].iif, d[i].oif, now,
+					&res);
+			v[i] = res.verdict;
+			if (res.verdict == V_REJECT)
+				reject_send(&w->rej, &p);
+		}
+		if (n > 0)
+			w->ops->verdict_burst(w->io, w->queue, d, v,
+					      (unsigned)n);
+		pipeline_tick(&w->sh, now);
+		if (now - last_pub >= PUBLISH_MS) {
+			publish(w);
+			last_pub = now;
+		}
+	}
+	publish(w);
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	w->rej.fd4 = w->rej.fd6 = -1;
+	int r = reject_open(&w->rej);
+	if (r < 0)
+		return r;
+	publish(w);
+	r = pthread_create(&w->th, NULL, worker_main, w);
+	if (r) {
+		reject_close(&w->rej);
+		return -r;
+	}
+	w->started = true;
+	return 0;
+}
+
+void worker_join(struct worker *w)
+{
+	if (!w->started)
+		return;
+	pthread_join(w->th, NULL);
+	reject_close(&w->rej);
+	w->started = false;
+}
