@@ -134,6 +134,20 @@ static void join(char *buf, const char *prefix, const char *name)
 		buf[n++] = *p;
 	buf[n] = 0;
 }
+/* snprintf into a PATH_LEN buffer; a cut path is still a useful message
+ * (vsnprintf keeps -Wformat-truncation quiet about the intended cut). */
+static void pathf(char *buf, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void pathf(char *buf, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, PATH_LEN, fmt, ap);
+	va_end(ap);
+}
+
 static bool valid_name(const char *s)
 {
 	size_t n = strlen(s);
@@ -189,7 +203,7 @@ static int want_type(struct ld *L, const config_setting_t *s, const char *path,
 static int get_int(struct ld *L, const config_setting_t *s, const char *path,
 		   long long lo, long long hi, long long *ret)
 {
-	long long v;
+	long long v = 0;
 	int r = want_type(L, s, path, CONFIG_TYPE_INT, "an integer");
 
 	if (r < 0)
@@ -209,7 +223,7 @@ static int opt_u32(struct ld *L, const config_setting_t *g, const char *gpath,
 {
 	const config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
 	char path[PATH_LEN];
-	long long v;
+	long long v = 0;
 	int r;
 
 	if (!s)
@@ -331,7 +345,7 @@ static int str_list(struct ld *L, const config_setting_t *s, const char *path,
 		char sub[PATH_LEN];
 
 		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-			snprintf(sub, sizeof(sub), "%s[%d]", path, i);
+			pathf(sub, "%s[%d]", path, i);
 			return fail(L, e, sub, "expected a string, got %s",
 				    type_name(config_setting_type(e)));
 		}
@@ -346,12 +360,12 @@ static const char *str_elem(const config_setting_t *s, const char *path,
 			    char *sub)
 {
 	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
-		snprintf(sub, PATH_LEN, "%s", path);
+		pathf(sub, "%s", path);
 		*ret_e = s;
 		return config_setting_get_string(s);
 	}
 	*ret_e = config_setting_get_elem(s, i);
-	snprintf(sub, PATH_LEN, "%s[%u]", path, i);
+	pathf(sub, "%s[%u]", path, i);
 	return config_setting_get_string(*ret_e);
 }
 
@@ -581,12 +595,12 @@ static int obj_expand(struct ld *L, const struct kind *k, struct obj *objs,
 
 	if (o->state == 2)
 		return 0;
+	join(path, k->group, o->name);
 	if (L->depth >= OBJ_DEPTH_MAX)
-		return fail(L, o->s, o->name, "%s objects nested deeper than %d",
+		return fail(L, o->s, path, "%s objects nested deeper than %d",
 			    k->what, OBJ_DEPTH_MAX);
 	o->state = 1;
 	L->stack[L->depth++] = o->name;
-	join(path, k->group, o->name);
 	r = expand(L, k, objs, n_objs, o->s, path, &v, &any);
 	L->depth--;
 	if (r < 0) {
@@ -616,13 +630,14 @@ static int expand(struct ld *L, const struct kind *k, struct obj *objs,
 		const config_setting_t *e;
 		char sub[PATH_LEN];
 		const char *text = str_elem(s, path, i, &e, sub);
-		unsigned char item[sizeof(struct cfg_prefix) > sizeof(struct cfg_service) ?
-					   sizeof(struct cfg_prefix) :
-					   sizeof(struct cfg_service)];
+		union {
+			struct cfg_prefix p;
+			struct cfg_service s;
+		} item;
 		struct obj *o;
 		int how;
 
-		r = k->parse(L, e, sub, text, item, &how);
+		r = k->parse(L, e, sub, text, &item, &how);
 		if (r < 0)
 			return r;
 		if (how == HOW_ANY) {
@@ -630,7 +645,7 @@ static int expand(struct ld *L, const struct kind *k, struct obj *objs,
 			continue;
 		}
 		if (how == HOW_ITEM) {
-			if (vec_push(out, k->size, item) < 0)
+			if (vec_push(out, k->size, &item) < 0)
 				return oom(L);
 			continue;
 		}
@@ -890,7 +905,7 @@ static int load_ageing(struct ld *L)
 	const config_setting_t *g = config_lookup(L->cf, "ageing");
 	const config_setting_t *lo = g ? config_setting_get_member(g, "low_watermark") : NULL;
 	struct tandem_config *c = L->c;
-	long long v;
+	long long v = 0;
 	int r;
 
 	if ((r = check_group(L, g, "ageing", keys)) < 0 ||
@@ -928,7 +943,7 @@ static int load_keepalive(struct ld *L)
 	const config_setting_t *off = g ? config_setting_get_member(g, "offsets") : NULL;
 	const config_setting_t *ml = g ? config_setting_get_member(g, "max_lifetime") : NULL;
 	struct tandem_config *c = L->c;
-	long long v;
+	long long v = 0;
 	int r, n, t;
 
 	if ((r = check_group(L, g, "keepalive", keys)) < 0)
@@ -947,7 +962,7 @@ static int load_keepalive(struct ld *L)
 			const config_setting_t *e = config_setting_get_elem(off, (unsigned)i);
 			char path[PATH_LEN];
 
-			snprintf(path, sizeof(path), "keepalive.offsets[%d]", i);
+			pathf(path, "keepalive.offsets[%d]", i);
 			r = get_int(L, e, path, 1, 86400, &v);
 			if (r < 0)
 				return r;
@@ -1018,7 +1033,7 @@ static int load_zone(struct ld *L, const config_setting_t *g, unsigned zi)
 	/* Counted from the start: config_free() frees the networks of
 	 * n_zones zones, including a half-built one. */
 	c->n_zones = zi + 1;
-	snprintf(zpath, sizeof(zpath), "zones[%u]", zi);
+	pathf(zpath, "zones[%u]", zi);
 	r = want_type(L, g, zpath, CONFIG_TYPE_GROUP,
 		      "a group { name = ...; interfaces = [...]; networks = [...]; }");
 	if (r < 0)
@@ -1037,7 +1052,7 @@ static int load_zone(struct ld *L, const config_setting_t *g, unsigned zi)
 	for (unsigned j = 0; j < zi; j++)
 		if (strcmp(c->zones[j].name, name) == 0)
 			return fail(L, s, path, "duplicate zone name '%s'", name);
-	snprintf(zpath, sizeof(zpath), "zones[%u] (%s)", zi, name);
+	pathf(zpath, "zones[%u] (%s)", zi, name);
 	if ((r = check_group(L, g, zpath, keys)) < 0)
 		return r;
 	snprintf(z->name, sizeof(z->name), "%s", name);
@@ -1202,7 +1217,7 @@ static int load_rule(struct ld *L, const config_setting_t *g, unsigned ri,
 	uint32_t idle = 0;
 	int r, i;
 
-	snprintf(rpath, sizeof(rpath), "rules[%u]", ri);
+	pathf(rpath, "rules[%u]", ri);
 	r = want_type(L, g, rpath, CONFIG_TYPE_GROUP,
 		      "a group { name = ...; action = ...; ... }");
 	if (r < 0)
@@ -1223,7 +1238,7 @@ static int load_rule(struct ld *L, const config_setting_t *g, unsigned ri,
 	if (name_set_add(names, str))
 		return fail(L, s, path, "duplicate rule name '%s'", str);
 	snprintf(rule->name, sizeof(rule->name), "%s", str);
-	snprintf(rpath, sizeof(rpath), "rules[%u] (%s)", ri, str);
+	pathf(rpath, "rules[%u] (%s)", ri, str);
 	if ((r = check_group(L, g, rpath, keys)) < 0)
 		return r;
 
@@ -1548,22 +1563,26 @@ int config_load_file(const char *path, struct tandem_config **ret, char *err,
 	for (;;) {
 		size_t got;
 
-		if (cap - n < 4096) {
+		if (n + 1 >= cap) {
 			char *nb;
 
+			if (feof(f))
+				break;
+			if (cap >= CFG_FILE_MAX) {
+				free(buf);
+				fclose(f);
+				if (err && errlen)
+					snprintf(err, errlen, "%s: larger than %u MiB", path,
+						 CFG_FILE_MAX >> 20);
+				return -EFBIG;
+			}
 			cap = cap ? cap * 2 : 16384;
-			if (cap > CFG_FILE_MAX + 1)
-				cap = CFG_FILE_MAX + 1;
-			nb = cap > n + 1 ? realloc(buf, cap) : NULL;
+			if (cap > CFG_FILE_MAX)
+				cap = CFG_FILE_MAX;
+			nb = realloc(buf, cap);
 			if (!nb) {
 				free(buf);
 				fclose(f);
-				if (cap > CFG_FILE_MAX) {
-					if (err && errlen)
-						snprintf(err, errlen, "%s: larger than %u MiB",
-							 path, CFG_FILE_MAX >> 20);
-					return -EFBIG;
-				}
 				return -ENOMEM;
 			}
 			buf = nb;

@@ -18,7 +18,7 @@
 
 #include "clock.h"
 #include "config.h"
-#include "limits.h"
+#include "connlimit.h"
 #include "pipeline.h"
 #include "pkt_io.h"
 #include "nft_table.h"
@@ -121,13 +121,13 @@ static int run_pcap(const char *file, const struct tandem_config *cfg,
 {
 	char err[512] = "";
 	unsigned n = cfg->queues;
-	struct limits *lim = NULL;
+	struct connlimit *lim = NULL;
 	struct shard *sh = calloc(n, sizeof(*sh));
 	struct pkt_io *io = NULL;
 	int rc = 1;
 	if (!sh)
 		goto out;
-	int r = limits_new(cfg->max_sessions * 2u, &lim);
+	int r = connlimit_new(cfg->max_sessions * 2u, &lim);
 	if (r < 0) {
 		fprintf(stderr, "tandem-node: limits: %s\n", strerror(-r));
 		goto out;
@@ -195,7 +195,7 @@ out_shards:
 		shard_fini(&sh[i]);
 out:
 	pkt_io_pcap_ops.close(io);
-	limits_free(lim);
+	connlimit_free(lim);
 	free(sh);
 	return rc;
 }
@@ -239,7 +239,7 @@ static int run_nfq(const struct tandem_config *cfg, const struct policy *pol,
 {
 	char err[512] = "";
 	unsigned n = cfg->queues;
-	struct limits *lim = NULL;
+	struct connlimit *lim = NULL;
 	struct pkt_io *io = NULL;
 	struct worker *w = calloc(n, sizeof(*w));
 	int rc = 1, r;
@@ -247,7 +247,7 @@ static int run_nfq(const struct tandem_config *cfg, const struct policy *pol,
 	bool table = false;
 	if (!w)
 		goto out;
-	r = limits_new(cfg->max_sessions * 2u, &lim);
+	r = connlimit_new(cfg->max_sessions * 2u, &lim);
 	if (r < 0) {
 		fprintf(stderr, "tandem-node: limits: %s\n", strerror(-r));
 		goto out;
@@ -337,7 +337,7 @@ out:
 	pkt_io_nfq_ops.close(io);
 	for (unsigned i = 0; i < ready; i++)
 		shard_fini(&w[i].sh);
-	limits_free(lim);
+	connlimit_free(lim);
 	free(w);
 	if (rc == 0)
 		fprintf(stderr, "tandem-node: stopped (%s), table removed\n",

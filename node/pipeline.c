@@ -14,7 +14,7 @@
 /* ---- context ---------------------------------------------------------- */
 
 void node_ctx_init(struct node_ctx *ctx, const struct tandem_config *cfg,
-		   const struct policy *pol, struct limits *lim,
+		   const struct policy *pol, struct connlimit *lim,
 		   bool zones_by_iface)
 {
 	memset(ctx, 0, sizeof(*ctx));
@@ -103,10 +103,10 @@ static void limits_put(struct shard *sh, const struct sess *s)
 		return;
 	unsigned init = (s->flags & SF_INIT_SIDE1) ? 1 : 0;
 	if (s->mode & SESS_LIMITED_SRC)
-		limits_release(sh->ctx->lim, s->rule, LIMIT_SIDE_SRC,
+		connlimit_release(sh->ctx->lim, s->rule, LIMIT_SIDE_SRC,
 			       s->key.addr[init]);
 	if (s->mode & SESS_LIMITED_DST)
-		limits_release(sh->ctx->lim, s->rule, LIMIT_SIDE_DST,
+		connlimit_release(sh->ctx->lim, s->rule, LIMIT_SIDE_DST,
 			       s->key.addr[!init]);
 }
 
@@ -279,7 +279,7 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 
 	uint8_t limited = 0;
 	if (r->limit_src) {
-		if (!limits_acquire(ctx->lim, r->index, LIMIT_SIDE_SRC, p->src,
+		if (!connlimit_acquire(ctx->lim, r->index, LIMIT_SIDE_SRC, p->src,
 				    r->limit_src)) {
 			count_verdict(sh, res, V_DROP, DROP_LIMIT_SRC);
 			return;
@@ -287,10 +287,10 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 		limited |= SESS_LIMITED_SRC;
 	}
 	if (r->limit_dst) {
-		if (!limits_acquire(ctx->lim, r->index, LIMIT_SIDE_DST, p->dst,
+		if (!connlimit_acquire(ctx->lim, r->index, LIMIT_SIDE_DST, p->dst,
 				    r->limit_dst)) {
 			if (limited)
-				limits_release(ctx->lim, r->index,
+				connlimit_release(ctx->lim, r->index,
 					       LIMIT_SIDE_SRC, p->src);
 			count_verdict(sh, res, V_DROP, DROP_LIMIT_DST);
 			return;
@@ -304,10 +304,10 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 				   now + sess_timeout_ms(ctx, &tmp), &s);
 	if (rc < 0) {
 		if (limited & SESS_LIMITED_SRC)
-			limits_release(ctx->lim, r->index, LIMIT_SIDE_SRC,
+			connlimit_release(ctx->lim, r->index, LIMIT_SIDE_SRC,
 				       p->src);
 		if (limited & SESS_LIMITED_DST)
-			limits_release(ctx->lim, r->index, LIMIT_SIDE_DST,
+			connlimit_release(ctx->lim, r->index, LIMIT_SIDE_DST,
 				       p->dst);
 		count_verdict(sh, res, V_DROP, DROP_TABLE_FULL);
 		return;

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "limits.h"
+#include "connlimit.h"
 #include "pkt.h"
 #include "policy.h"
 #include "sess_table.h"
@@ -32,7 +32,7 @@
 struct node_ctx {
 	const struct tandem_config *cfg;
 	const struct policy *pol;
-	struct limits *lim;           /* shared, lock-free */
+	struct connlimit *lim;           /* shared, lock-free */
 	uint64_t timeout_ms[TO_MAX];
 	struct track_opts topts;
 	bool zones_by_iface;          /* false: zones from address networks */
@@ -65,7 +65,7 @@ struct pipeline_result {
 
 /* Fill a context from a loaded config and compiled policy. */
 void node_ctx_init(struct node_ctx *ctx, const struct tandem_config *cfg,
-		   const struct policy *pol, struct limits *lim,
+		   const struct policy *pol, struct connlimit *lim,
 		   bool zones_by_iface);
 
 /* Set up a shard of `capacity` sessions. Returns 0 or -errno. */

@@ -15,7 +15,7 @@
 
 #include "clock.h"
 #include "config.h"
-#include "limits.h"
+#include "connlimit.h"
 #include "pipeline.h"
 #include "pktbuild.h"
 #include "policy.h"
@@ -46,7 +46,7 @@ struct opts {
 struct fx {
 	struct tandem_config *cfg;
 	struct policy *pol;
-	struct limits *lim;
+	struct connlimit *lim;
 	struct node_ctx ctx;
 	struct shard sh;
 	uint8_t buf[2048];
@@ -107,7 +107,7 @@ static struct fx *fx_new(const struct opts *o)
 	r = policy_compile(f->cfg, &f->pol, err, sizeof(err));
 	if (r < 0)
 		fail_msg("policy: %s", err);
-	assert_int_equal(limits_new(4096, &f->lim), 0);
+	assert_int_equal(connlimit_new(4096, &f->lim), 0);
 	clock_use_manual(T0);
 	node_ctx_init(&f->ctx, f->cfg, f->pol, f->lim, false);
 	assert_int_equal(shard_init(&f->sh, 0, f->cfg->max_sessions, &f->ctx,
@@ -118,7 +118,7 @@ static struct fx *fx_new(const struct opts *o)
 static void fx_free(struct fx *f)
 {
 	shard_fini(&f->sh);
-	limits_free(f->lim);
+	connlimit_free(f->lim);
 	policy_free(f->pol);
 	config_free(f->cfg);
 	free(f);
@@ -635,7 +635,7 @@ static void forcepoint_per_source_and_destination_limits(void **st)
 	advance(f, 21 * 1000);
 	assert_int_equal(nsess(f), 0);
 	uint8_t a[16] = {10, 1, 0, 2};
-	assert_int_equal(limits_held(f->lim, f->cfg->rules[8].index, LIMIT_SIDE_SRC, a), 0);
+	assert_int_equal(connlimit_held(f->lim, f->cfg->rules[8].index, LIMIT_SIDE_SRC, a), 0);
 	fx_free(f);
 }
 

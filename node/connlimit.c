@@ -1,13 +1,13 @@
 /*
- * limits.c - lock-free concurrent-session counters (see limits.h).
+ * connlimit.c - lock-free concurrent-session counters (see limits.h).
  *
  * Slot word: tag (40 bits, never 0 for a live slot) << 24 | count (24 bits).
  * A slot whose count is 0 is free whatever its tag. A key lives in one of
  * LIMITS_PROBE consecutive slots from its home; acquire prefers a slot that
  * already holds its tag, else claims a free one. Must never: block, loop
- * unbounded, or allocate after limits_new().
+ * unbounded, or allocate after connlimit_new().
  */
-#include "limits.h"
+#include "connlimit.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -18,19 +18,19 @@
 #define COUNT_BITS 24
 #define COUNT_MASK ((UINT64_C(1) << COUNT_BITS) - 1)
 
-struct limits {
+struct connlimit {
 	uint32_t mask;
 	_Atomic uint64_t *slot;
 };
 
-int limits_new(uint32_t slots, struct limits **ret)
+int connlimit_new(uint32_t slots, struct connlimit **ret)
 {
 	if (slots == 0 || slots > (1u << 30))
 		return -EINVAL;
 	uint32_t n = 64;
 	while (n < slots)
 		n <<= 1;
-	struct limits *l = calloc(1, sizeof(*l));
+	struct connlimit *l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->slot = calloc(n, sizeof(*l->slot));
@@ -43,7 +43,7 @@ int limits_new(uint32_t slots, struct limits **ret)
 	return 0;
 }
 
-void limits_free(struct limits *l)
+void connlimit_free(struct connlimit *l)
 {
 	if (!l)
 		return;
@@ -73,7 +73,7 @@ static uint64_t tag_of(uint64_t h)
 	return t ? t : 1;
 }
 
-bool limits_acquire(struct limits *l, uint16_t rule, enum limit_side side,
+bool connlimit_acquire(struct connlimit *l, uint16_t rule, enum limit_side side,
 		    const uint8_t addr[16], uint32_t limit)
 {
 	if (limit == 0)
@@ -111,7 +111,7 @@ again:
 	return false;
 }
 
-void limits_release(struct limits *l, uint16_t rule, enum limit_side side,
+void connlimit_release(struct connlimit *l, uint16_t rule, enum limit_side side,
 		    const uint8_t addr[16])
 {
 	uint64_t h = key_hash(rule, side, addr), tag = tag_of(h);
@@ -126,14 +126,14 @@ void limits_release(struct limits *l, uint16_t rule, enum limit_side side,
 	}
 }
 
-uint32_t limits_held(const struct limits *l, uint16_t rule,
+uint32_t connlimit_held(const struct connlimit *l, uint16_t rule,
 		     enum limit_side side, const uint8_t addr[16])
 {
 	uint64_t h = key_hash(rule, side, addr), tag = tag_of(h);
 	uint32_t home = (uint32_t)h & l->mask, n = 0;
 	for (unsigned i = 0; i < LIMITS_PROBE; i++) {
 		uint64_t v = atomic_load_explicit(
-			&((struct limits *)l)->slot[(home + i) & l->mask],
+			&((struct connlimit *)l)->slot[(home + i) & l->mask],
 			memory_order_relaxed);
 		if ((v >> COUNT_BITS) == tag)
 			n += (uint32_t)(v & COUNT_MASK);
