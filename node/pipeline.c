@@ -330,68 +330,142 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 	count_verdict(sh, res, V_ACCEPT, DROP_NONE);
 }
 
-void pipeline_packet(struct shard *sh, const struct pkt *p, uint8_t iif,
-		     uint8_t oif, uint64_t now, struct pipeline_result *res)
+/* What a packet needs before its lookup: zones, canonical key, hash. */
+struct prep {
+	struct sess_key k;
+	uint32_t hash;
+	unsigned side;
+	uint8_t zin, zout;
+};
+
+static bool prepare(const struct node_ctx *ctx, const struct pkt *p,
+		    uint8_t iif, uint8_t oif, struct prep *pr)
 {
-	const struct node_ctx *ctx = sh->ctx;
+	flow_zones(ctx, p->family, p->src, p->dst, iif, oif, &pr->zin,
+		   &pr->zout);
+	if (!pr->zin || !pr->zout)
+		return false;
+	sess_key_make(&pr->k, p->family, p->proto, p->src, p->dst, p->sport,
+		      p->dport, pr->zin, pr->zout, &pr->side);
+	pr->hash = sess_key_hash(&pr->k);
+	return true;
+}
+
+static void packet_start(struct shard *sh, const struct pkt *p,
+			 struct pipeline_result *res)
+{
 	res->sess = NULL;
 	res->rule = NULL;
 	sh->st.pkts++;
 	sh->st.bytes += p->len;
 	if (p->first_frag)
 		sh->st.first_frags++;
+}
 
+/* The packet after its lookup. Returns true when it inserted or removed a
+ * session (so later lookups of the same burst must be redone). */
+static bool process(struct shard *sh, const struct pkt *p,
+		    const struct prep *pr, struct sess *s, uint8_t iif,
+		    uint64_t now, struct pipeline_result *res)
+{
+	const struct node_ctx *ctx = sh->ctx;
+	if (!s) {
+		new_flow(sh, p, &pr->k, pr->hash, pr->side, pr->zin, pr->zout,
+			 iif, now, res);
+		return res->sess != NULL;
+	}
+	unsigned init = (s->flags & SF_INIT_SIDE1) ? 1 : 0;
+	unsigned dir = pr->side == init ? 0 : 1;
+	struct track_out out;
+	track_existing(sh, s, p, dir, &out);
+	if (out.reopen) {
+		pipeline_end_session(sh, s, out.end_reason);
+		new_flow(sh, p, &pr->k, pr->hash, pr->side, pr->zin, pr->zout,
+			 iif, now, res);
+		return true;
+	}
+	if (out.drop != DROP_NONE) {
+		count_verdict(sh, res, V_DROP, out.drop);
+		return false;
+	}
+	s->pkts[dir]++;
+	s->bytes[dir] += p->len;
+	s->iface[dir] = iif;
+	count_verdict(sh, res, V_ACCEPT, DROP_NONE);
+	if (out.end) { /* forwarded, and the session ends with it */
+		pipeline_end_session(sh, s, out.end_reason);
+		return true;
+	}
+	if (out.refresh)
+		sess_table_set_expire(sh->tab, s, now + sess_timeout_ms(ctx, s));
+	if (out.state_changed)
+		emit(sh, SEV_STATE, s);
+	res->sess = s;
+	return false;
+}
+
+void pipeline_packet(struct shard *sh, const struct pkt *p, uint8_t iif,
+		     uint8_t oif, uint64_t now, struct pipeline_result *res)
+{
+	packet_start(sh, p, res);
 	if (p->icmp_kind == PKT_ICMP_ERROR) {
 		icmp_error(sh, p, iif, oif, res);
 		return;
 	}
-
-	uint8_t zin, zout;
-	flow_zones(ctx, p->family, p->src, p->dst, iif, oif, &zin, &zout);
-	if (!zin || !zout) {
+	struct prep pr;
+	if (!prepare(sh->ctx, p, iif, oif, &pr)) {
 		count_verdict(sh, res, V_DROP, DROP_NO_ZONE);
 		return;
 	}
+	process(sh, p, &pr, sess_table_lookup(sh->tab, &pr.k, pr.hash), iif,
+		now, res);
+}
 
-	struct sess_key k;
-	unsigned side;
-	sess_key_make(&k, p->family, p->proto, p->src, p->dst, p->sport,
-		      p->dport, zin, zout, &side);
-	uint32_t hash = sess_key_hash(&k);
-	struct sess *s = sess_table_lookup(sh->tab, &k, hash);
+void pipeline_burst(struct shard *sh, const struct pkt *p, const uint8_t *iif,
+		    const uint8_t *oif, unsigned n, uint64_t now,
+		    struct pipeline_result *res)
+{
+	struct prep pr[PIPELINE_BURST];
+	const struct sess_key *keys[PIPELINE_BURST];
+	uint32_t hashes[PIPELINE_BURST];
+	struct sess *hit[PIPELINE_BURST];
+	uint8_t slot[PIPELINE_BURST]; /* index into keys, 0xff = no lookup */
+	unsigned m = 0;
 
-	if (s) {
-		unsigned init = (s->flags & SF_INIT_SIDE1) ? 1 : 0;
-		unsigned dir = side == init ? 0 : 1;
-		struct track_out out;
-		track_existing(sh, s, p, dir, &out);
-		if (out.reopen) {
-			pipeline_end_session(sh, s, out.end_reason);
-			new_flow(sh, p, &k, hash, side, zin, zout, iif, now,
-				 res);
-			return;
-		}
-		if (out.drop != DROP_NONE) {
-			count_verdict(sh, res, V_DROP, out.drop);
-			return;
-		}
-		s->pkts[dir]++;
-		s->bytes[dir] += p->len;
-		s->iface[dir] = iif;
-		count_verdict(sh, res, V_ACCEPT, DROP_NONE);
-		if (out.end) { /* forwarded, and the session ends with it */
-			pipeline_end_session(sh, s, out.end_reason);
-			return;
-		}
-		if (out.refresh)
-			sess_table_set_expire(sh->tab, s,
-					      now + sess_timeout_ms(ctx, s));
-		if (out.state_changed)
-			emit(sh, SEV_STATE, s);
-		res->sess = s;
-		return;
+	if (n > PIPELINE_BURST)
+		n = PIPELINE_BURST;
+	for (unsigned i = 0; i < n; i++) {
+		slot[i] = 0xff;
+		if (p[i].icmp_kind == PKT_ICMP_ERROR ||
+		    !prepare(sh->ctx, &p[i], iif[i], oif[i], &pr[i]))
+			continue;
+		keys[m] = &pr[i].k;
+		hashes[m] = pr[i].hash;
+		slot[i] = (uint8_t)m++;
 	}
-	new_flow(sh, p, &k, hash, side, zin, zout, iif, now, res);
+	/* All lookups at once, with their cache misses overlapped. */
+	if (m)
+		sess_table_lookup_burst(sh->tab, keys, hashes, m, hit);
+
+	/* A packet that creates or ends a session can change what a later
+	 * packet of the same burst finds: from then on, look up again. */
+	bool changed = false;
+	for (unsigned i = 0; i < n; i++) {
+		packet_start(sh, &p[i], &res[i]);
+		if (p[i].icmp_kind == PKT_ICMP_ERROR) {
+			icmp_error(sh, &p[i], iif[i], oif[i], &res[i]);
+			changed = true;
+			continue;
+		}
+		if (slot[i] == 0xff) {
+			count_verdict(sh, &res[i], V_DROP, DROP_NO_ZONE);
+			continue;
+		}
+		struct sess *s = changed ? sess_table_lookup(sh->tab, &pr[i].k,
+							     pr[i].hash)
+					 : hit[slot[i]];
+		changed |= process(sh, &p[i], &pr[i], s, iif[i], now, &res[i]);
+	}
 }
 
 void pipeline_count_drop(struct shard *sh, enum drop_reason r, uint32_t len)

@@ -59,7 +59,10 @@ struct shard {
 struct pipeline_result {
 	enum verdict verdict;
 	enum drop_reason drop;  /* DROP_NONE when accepted */
-	struct sess *sess;      /* the session, when one exists after the packet */
+	struct sess *sess;      /* the session, when one exists after the packet;
+				 * valid until the next packet is processed (in
+				 * a burst, a later packet may end it and its
+				 * pool entry be reused) */
 	const struct cfg_rule *rule; /* rule matched on a miss, else NULL */
 };
 
@@ -80,6 +83,14 @@ unsigned pipeline_shard_of(const struct pkt *p, unsigned n);
 /* Process a parsed packet. iif/oif: config interface ids (0 = unknown). */
 void pipeline_packet(struct shard *sh, const struct pkt *p, uint8_t iif,
 		     uint8_t oif, uint64_t now_ms, struct pipeline_result *res);
+
+/* A burst of parsed packets at once: the lookups are batched so their
+ * cache misses overlap; results are the same as pipeline_packet() one by
+ * one, in order. n <= PIPELINE_BURST. */
+#define PIPELINE_BURST 64
+void pipeline_burst(struct shard *sh, const struct pkt *p, const uint8_t *iif,
+		    const uint8_t *oif, unsigned n, uint64_t now_ms,
+		    struct pipeline_result *res);
 
 /* Parse and process raw L3 bytes (counts parse drops). */
 void pipeline_raw(struct shard *sh, const uint8_t *l3, uint32_t len,

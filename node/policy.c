@@ -362,13 +362,11 @@ struct builder {
 	unsigned nwords, nsum;
 	uint64_t *pool;
 	size_t pool_n, pool_cap;
-	struct dd_slot *dd; /* dedupe table over sparse bitsets */
+	struct dd_slot *dd; /* dedupe table over stored bitsets */
 	size_t dd_mask, dd_used;
-	uint64_t *tmp;      /* sparse form being interned (nsum + nwords) */
+	uint64_t *tmp;      /* bitset being interned (<= nsum + nwords words) */
 	uint64_t *dense, *dsum; /* sweep state */
 	uint32_t *count;    /* covering ranges per rule during a sweep */
-	char *err;
-	size_t errlen;
 };
 
 static int pool_reserve(struct builder *B, size_t more)

@@ -9,7 +9,7 @@
 
 #include "clock.h"
 
-#define BURST 64
+#define BURST PIPELINE_BURST
 #define PUBLISH_MS 100
 
 static void publish(struct worker *w)
@@ -47,20 +47,28 @@ static void *worker_main(void *arg)
 	while (!atomic_load_explicit(w->stop, memory_order_relaxed)) {
 		int n = w->ops->rx_burst(w->io, w->queue, d, BURST);
 		uint64_t now = clock_now_ms();
+		/* Parse the burst once; malformed packets are counted and
+		 * dropped here, the rest go through the pipeline together. */
+		struct pkt p[BURST];
+		struct pipeline_result res[BURST];
+		uint8_t iif[BURST], oif[BURST], at[BURST];
+		unsigned m = 0;
 		for (int i = 0; i < n; i++) {
-			struct pkt p;
-			enum drop_reason why = pkt_parse(&p, d[i].l3, d[i].len);
+			enum drop_reason why = pkt_parse(&p[m], d[i].l3, d[i].len);
 			if (why != DROP_NONE) {
 				pipeline_count_drop(&w->sh, why, d[i].len);
 				v[i] = V_DROP;
 				continue;
 			}
-			struct pipeline_result res;
-			pipeline_packet(&w->sh, &p, d[i].iif, d[i].oif, now,
-					&res);
-			v[i] = res.verdict;
-			if (res.verdict == V_REJECT)
-				reject_send(&w->rej, &p);
+			iif[m] = d[i].iif;
+			oif[m] = d[i].oif;
+			at[m++] = (uint8_t)i;
+		}
+		pipeline_burst(&w->sh, p, iif, oif, m, now, res);
+		for (unsigned j = 0; j < m; j++) {
+			v[at[j]] = res[j].verdict;
+			if (res[j].verdict == V_REJECT)
+				reject_send(&w->rej, &p[j]);
 		}
 		if (n > 0)
 			w->ops->verdict_burst(w->io, w->queue, d, v,

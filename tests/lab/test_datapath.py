@@ -1,0 +1,799 @@
+#!/usr/bin/python3
+"""test_datapath.py - tandem-node's kernel data path end to end: real
+sockets from the client namespaces through the firewall namespace, where
+tandem-node filters forwarded packets through NFQUEUE, to a server process
+in the server namespace.
+
+Run as root:  TANDEM_NODE=/path/tandem-node /usr/bin/python3 tests/lab/test_datapath.py
+              (TANDEM_TEST=substring runs only the matching tests)
+Lab prefix "tdm-dp-": runs beside other labs.
+
+Clients are sockets of this very process: a short-lived thread switches
+itself into a client namespace (setns) and creates the socket, which stays
+in that namespace; everything else (connect, send, receive) runs in the
+test. The server is a separate process (SERVER_CODE) with TCP echo, UDP
+echo and UDP sink sockets; it publishes per-socket counters in a JSON file,
+the independent observer of what really crossed the firewall.
+
+Must never: sleep where a condition can be polled with a deadline, leave a
+process or the node's table behind (the harness kills what Node/lab.bg
+started and deletes the table after each test), or touch a namespace not
+of its own lab.
+"""
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from labtest import PY, Lab, Node, TestFailure, check, config, run_tests  # noqa: E402
+
+PREFIX = "tdm-dp-"
+
+# ---- helpers ---------------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+
+def in_ns(lab, host, fn, *args):
+    """fn(*args) in a fresh thread switched into <prefix><host>'s network
+    namespace (setns changes only the calling thread). Sockets it creates
+    belong to that namespace for good and may be used from any thread."""
+    out = {}
+
+    def body():
+        try:
+            fd = os.open("/run/netns/" + lab.ns(host), os.O_RDONLY)
+            try:
+                if _libc.setns(fd, CLONE_NEWNET) != 0:
+                    e = ctypes.get_errno()
+                    raise OSError(e, "setns " + lab.ns(host) + ": " + os.strerror(e))
+            finally:
+                os.close(fd)
+            out["r"] = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            out["e"] = e
+
+    t = threading.Thread(target=body, daemon=True)
+    t.start()
+    t.join()
+    if "e" in out:
+        raise out["e"]
+    return out["r"]
+
+
+def fam(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def ns_sockets(lab, host, n, family=socket.AF_INET, kind=socket.SOCK_STREAM):
+    return in_ns(lab, host, lambda: [socket.socket(family, kind) for _ in range(n)])
+
+
+def ns_socket(lab, host, family=socket.AF_INET, kind=socket.SOCK_STREAM):
+    return ns_sockets(lab, host, 1, family, kind)[0]
+
+
+def recv_exact(s, n):
+    buf = bytearray()
+    while len(buf) < n:
+        d = s.recv(n - len(buf))
+        if not d:
+            raise OSError("connection closed after %d of %d bytes" % (len(buf), n))
+        buf += d
+    return bytes(buf)
+
+
+def echo_roundtrip(s, payload):
+    s.sendall(payload)
+    got = recv_exact(s, len(payload))
+    if got != payload:
+        raise OSError("echo differs")
+
+
+def tcp_open(lab, host, addr, port, timeout=3.0):
+    """A connected TCP socket from host, or raises (socket.timeout when the
+    SYN is dropped). The caller closes it."""
+    s = ns_socket(lab, host, fam(addr))
+    s.settimeout(timeout)
+    try:
+        s.connect((addr, port))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def tcp_ok(lab, host, addr, port, size=1000, timeout=3.0):
+    """One complete connection (connect, echo `size` bytes, close): True, or
+    False when it could not be made."""
+    try:
+        s = tcp_open(lab, host, addr, port, timeout)
+    except OSError:
+        return False
+    try:
+        echo_roundtrip(s, os.urandom(size))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def tcp_refused(lab, host, addr, port, timeout=2.0):
+    """True when a connection attempt gets no answer at all (SYN dropped)."""
+    try:
+        s = tcp_open(lab, host, addr, port, timeout)
+    except socket.timeout:
+        return True
+    except OSError:
+        return False  # an RST or ICMP answer is not a silent drop
+    s.close()
+    return False
+
+
+def abort(s):
+    """Close with an RST (SO_LINGER 0): the firewall ends the session at once."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.close()
+
+
+def udp_echo(lab, host, addr, port, count=1, timeout=1.0, sock=None):
+    """Send `count` datagrams from one socket, each waiting for its echo;
+    returns (replies, socket). A new socket (new flow) unless sock is given."""
+    s = sock or ns_socket(lab, host, fam(addr), socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    got = 0
+    for i in range(count):
+        msg = b"tandem-%d-%d" % (i, time.monotonic_ns())
+        s.sendto(msg, (addr, port))
+        try:
+            while True:
+                d = s.recv(2048)
+                if d == msg:
+                    got += 1
+                    break
+        except socket.timeout:
+            pass
+    return got, s
+
+
+def wait_for(pred, timeout, what, step=0.1):
+    """Poll pred() until true; TestFailure naming `what` at the deadline."""
+    deadline = time.time() + timeout
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.time() > deadline:
+            raise TestFailure(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+def fresh_stats(node):
+    """Stats written after this call (the file is rewritten every 200 ms from
+    worker snapshots published every 100 ms): wait two rewrites."""
+    return node.stats(settle=0.5)
+
+
+def nft(lab, args):
+    return lab.sh("fw", "nft " + args)
+
+
+def table_rules(lab):
+    """(tables named inet tandem, queue rules in it) in the firewall."""
+    tables = nft(lab, "list tables").stdout.split("\n")
+    n_tables = sum(1 for t in tables if t.strip() == "table inet tandem")
+    r = nft(lab, "list table inet tandem")
+    n_rules = sum(1 for line in r.stdout.split("\n") if "queue" in line) if r.returncode == 0 else 0
+    return n_tables, n_rules
+
+
+def nfq_proc(lab, queue=0):
+    """/proc/net/netfilter/nfnetlink_queue of the firewall namespace for one
+    queue: {'waiting', 'dropped', 'user_dropped', 'id'} or None (unbound)."""
+    r = lab.sh("fw", "cat /proc/net/netfilter/nfnetlink_queue")
+    for line in r.stdout.split("\n"):
+        f = line.split()
+        if len(f) >= 8 and int(f[0]) == queue:
+            return {"portid": int(f[1]), "waiting": int(f[2]), "dropped": int(f[5]),
+                    "user_dropped": int(f[6]), "id": int(f[7])}
+    return None
+
+
+def freeze(node, sig):
+    os.kill(node.proc.pid, sig)  # `ip netns exec` exec()s the node: same pid
+
+
+# ---- the server -------------------------------------------------------------
+
+SERVER_CODE = r'''
+import json, os, socket, sys, threading, time
+spec = json.load(open(sys.argv[1]))
+lock = threading.Lock()
+st = {"ready": False, "udp": {}, "tcp_accepted": {}, "tcp_open": 0}
+
+def fam(a):
+    return socket.AF_INET6 if ":" in a else socket.AF_INET
+
+def conn(c):
+    with lock:
+        st["tcp_open"] += 1
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            c.sendall(d)
+    except OSError:
+        pass
+    finally:
+        c.close()
+        with lock:
+            st["tcp_open"] -= 1
+
+def tcp_loop(s, key):
+    while True:
+        c, _ = s.accept()
+        with lock:
+            st["tcp_accepted"][key] = st["tcp_accepted"].get(key, 0) + 1
+        threading.Thread(target=conn, args=(c,), daemon=True).start()
+
+def udp_loop(s, key, echo):
+    while True:
+        d, peer = s.recvfrom(65536)
+        with lock:
+            st["udp"][key] = st["udp"].get(key, 0) + 1
+        if echo:
+            s.sendto(d, peer)
+
+socks = []
+for a, p in spec.get("tcp", []):
+    s = socket.socket(fam(a), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((a, p))
+    s.listen(1024)
+    socks.append((tcp_loop, (s, "%s:%d" % (a, p))))
+for kind in ("udp", "sink"):
+    for a, p in spec.get(kind, []):
+        s = socket.socket(fam(a), socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.bind((a, p))
+        socks.append((udp_loop, (s, "%s:%d" % (a, p), kind == "udp")))
+for fn, args in socks:
+    threading.Thread(target=fn, args=args, daemon=True).start()
+st["ready"] = True
+out = spec["status"]
+while True:
+    with lock:
+        text = json.dumps(st)
+    with open(out + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(out + ".tmp", out)
+    time.sleep(0.05)
+'''
+
+
+class Server:
+    """The server process in a host: TCP echo, UDP echo and UDP sink sockets;
+    status() = its counters (at most 50 ms old)."""
+
+    def __init__(self, lab, host="srv", tcp=(), udp=(), sink=()):
+        self.dir = tempfile.mkdtemp(prefix="tandem-dp-srv-")
+        self.status_path = os.path.join(self.dir, "status.json")
+        code = os.path.join(self.dir, "server.py")
+        spec = os.path.join(self.dir, "spec.json")
+        with open(code, "w") as f:
+            f.write(SERVER_CODE)
+        with open(spec, "w") as f:
+            json.dump({"tcp": list(tcp), "udp": list(udp), "sink": list(sink),
+                       "status": self.status_path}, f)
+        self.proc = lab.bg(host, f"exec {PY} {code} {spec}")
+        wait_for(lambda: self.status(must=False).get("ready") or self.dead(), 10,
+                 "the server to bind its sockets")
+        if self.dead():
+            raise TestFailure("server process exited at start (address in use?)")
+
+    def dead(self):
+        return self.proc.poll() is not None
+
+    def status(self, must=True):
+        try:
+            with open(self.status_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            if must:
+                raise TestFailure("server status unreadable")
+            return {}
+
+    def udp_count(self, addr, port):
+        return self.status()["udp"].get("%s:%d" % (addr, port), 0)
+
+    def settled_udp_count(self, addr, port, quiet=0.6, timeout=8.0):
+        """The count once it stopped changing for `quiet` seconds."""
+        deadline = time.time() + timeout
+        last, since = self.udp_count(addr, port), time.time()
+        while time.time() < deadline:
+            time.sleep(0.05)
+            n = self.udp_count(addr, port)
+            if n != last:
+                last, since = n, time.time()
+            elif time.time() - since >= quiet:
+                return n
+        return last
+
+
+# Addresses and ports the default rules accept (labtest.DEFAULT_RULES).
+WEB = ("10.2.0.10", 80)
+TCP_TARGETS = [("10.2.0.10", 80), ("10.2.0.10", 443), ("10.2.0.11", 80), ("10.2.0.12", 80),
+               ("10.2.0.13", 22), ("10.2.0.53", 53)]
+DNS = ("10.2.0.53", 53)
+SHORT_UDP = ("10.2.0.40", 9000)
+STATELESS = ("10.2.0.20", 5000)
+LIMITED = ("10.2.0.30", 8080)
+DMZ = ("10.3.0.5", 80)
+
+
+def no_drops(st, reasons):
+    return {r: st["drop"].get(r, 0) for r in reasons if st["drop"].get(r, 0)}
+
+
+# ---- 1 -----------------------------------------------------------------------
+
+def test_both_directions_reach_the_owning_shard(lab):
+    """Two queues: the kernel's queue balancing must send both directions of
+    every flow to the same queue (= shard), or replies miss their session."""
+    srv = Server(lab, tcp=TCP_TARGETS, udp=[DNS, ("10.2.0.40", 9000), ("10.2.0.40", 9001), STATELESS])
+    node = Node(lab, config(queues=2))
+
+    n_conn = 200
+    socks = {h: ns_sockets(lab, h, n_conn // 2) for h in ("c1", "c2")}
+    jobs = []
+    for i in range(n_conn):
+        host = "c1" if i % 2 == 0 else "c2"
+        addr, port = TCP_TARGETS[(i // 2) % len(TCP_TARGETS)]
+        # sizes up to several windows' worth exercise the window tracking
+        # of the strict rule (10.2.0.11) too
+        size = (1, 100, 1460, 5000, 40000)[i % 5]
+        jobs.append((socks[host][i // 2], host, addr, port, size))
+    errors = []
+    lock = threading.Lock()
+
+    def run(chunk):
+        for s, host, addr, port, size in chunk:
+            try:
+                s.settimeout(5)
+                s.connect((addr, port))
+                echo_roundtrip(s, os.urandom(size))
+                s.shutdown(socket.SHUT_WR)
+                if s.recv(1) != b"":
+                    raise OSError("data after the echo")
+            except OSError as e:
+                with lock:
+                    errors.append(f"{host} -> {addr}:{port} ({size} bytes): {e!r}")
+            finally:
+                s.close()
+
+    threads = [threading.Thread(target=run, args=(jobs[k::8],)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(not errors, f"{len(errors)} of {n_conn} connections failed: {errors[:5]}")
+
+    # a few UDP flows per client, several round trips each (replies must
+    # find the session the request opened)
+    udp_lost = []
+    for host in ("c1", "c2"):
+        for addr, port in (DNS, ("10.2.0.40", 9000), ("10.2.0.40", 9001)):
+            for _ in range(2):
+                got, s = udp_echo(lab, host, addr, port, count=3)
+                s.close()
+                if got != 3:
+                    udp_lost.append(f"{host} -> {addr}:{port}: {got}/3")
+        got, s = udp_echo(lab, host, *STATELESS, count=3)  # tracking off, both ways by rule
+        s.close()
+        if got != 3:
+            udp_lost.append(f"{host} -> stateless {STATELESS}: {got}/3")
+    check(not udp_lost, f"UDP echoes lost: {udp_lost}")
+
+    st = wait_for(lambda: (lambda s: s if s["created"]["tcp"] >= n_conn else None)(fresh_stats(node)),
+                  5, "the stats to count every connection")
+    shards = st["shard"]
+    check(len(shards) == 2, f"stats show {len(shards)} shards, want 2")
+    check(all(sh["packets"] > 0 for sh in shards),
+          f"one shard got no packet: {shards} (queue balancing by flow hash expected)")
+    bad = no_drops(st, ("no-rule", "tcp-not-syn", "tcp-invalid-state", "tcp-out-of-window",
+                        "tcp-gap", "icmp-error-no-session"))
+    check(not bad, f"replies dropped (a wrong shard misses the session): {bad}")
+    check(st["created"]["tcp"] == n_conn, f"created tcp={st['created']['tcp']}, want {n_conn}")
+    check(st["created"]["udp"] == 12, f"created udp={st['created']['udp']}, want 12")
+    check(st["stateless"]["udp"] == 12, f"stateless udp={st['stateless']['udp']}, want 12 (6 each way)")
+    check(st["verdict"]["drop"] == 0, f"drops: {st['drop']}")
+    acc = sum(srv.status()["tcp_accepted"].values())
+    check(acc == n_conn, f"server accepted {acc} connections, want {n_conn}")
+
+
+# ---- 2 -----------------------------------------------------------------------
+
+def test_per_source_connection_limit(lab):
+    """Rule `limited`: 10.2.0.30 tcp/8080, 3 per source, 5 per destination,
+    shared by both shards."""
+    Server(lab, tcp=[LIMITED])
+    node = Node(lab, config(queues=2, timeouts="tcp_time_wait = 1; tcp_wait = 4;"))
+    held = []
+    try:
+        for i in range(3):
+            s = tcp_open(lab, "c1", *LIMITED)
+            echo_roundtrip(s, b"c1-%d" % i)
+            held.append(s)
+        check(tcp_refused(lab, "c1", *LIMITED), "a 4th connection from c1 was not refused")
+        st = fresh_stats(node)
+        check(st["drop"].get("limit-per-source", 0) >= 1,
+              f"no limit-per-source drop counted: {st['drop']}")
+        check(st["drop"].get("limit-per-destination", 0) == 0, f"wrong reason: {st['drop']}")
+
+        for i in range(2):
+            s = tcp_open(lab, "c2", *LIMITED)
+            echo_roundtrip(s, b"c2-%d" % i)
+            held.append(s)
+        check(tcp_refused(lab, "c2", *LIMITED), "a 6th connection to 10.2.0.30 was not refused")
+        st = fresh_stats(node)
+        check(st["drop"].get("limit-per-destination", 0) >= 1,
+              f"no limit-per-destination drop counted: {st['drop']}")
+        for s in held:  # the held ones are untouched by the refusals
+            echo_roundtrip(s, b"still")
+
+        # An RST ends the session at once (rst_invalidate): its units go back.
+        abort(held.pop(0))
+        wait_for(lambda: fresh_stats(node)["ended"]["rst"] >= 1, 5, "the RST to end the session")
+        s = tcp_open(lab, "c2", *LIMITED)
+        echo_roundtrip(s, b"c2-again")
+        held.append(s)
+        check(tcp_refused(lab, "c1", *LIMITED), "destination full again, yet c1 got in")
+
+        # A graceful close holds its units until the session is gone
+        # (tcp_wait, then time_wait 1 s): poll for the end, then reuse.
+        ended0 = fresh_stats(node)["ended"]["expired"]
+        s = held.pop(0)  # one of c1's
+        s.shutdown(socket.SHUT_WR)
+        check(s.recv(10) == b"", "server did not close")
+        s.close()
+        wait_for(lambda: fresh_stats(node)["ended"]["expired"] > ended0, 8,
+                 "the closed connection's session to expire")
+        s = tcp_open(lab, "c1", *LIMITED)
+        echo_roundtrip(s, b"c1-again")
+        held.append(s)
+        live = fresh_stats(node)["sessions"]["live"]
+        check(live == 5, f"live sessions {live}, want 5")
+    finally:
+        for s in held:
+            s.close()
+
+
+# ---- 3 -----------------------------------------------------------------------
+
+def test_table_full_keeps_old_sessions(lab):
+    """max_sessions 32 and ageing off: the 33rd flow is refused, and each of
+    the 32 old connections keeps working."""
+    Server(lab, tcp=[WEB, ("10.2.0.10", 443)], udp=[DNS])
+    node = Node(lab, config(queues=1, table="max_sessions = 32;", ageing="high_watermark = 100;"))
+    held = []
+    try:
+        for i in range(32):
+            host = "c1" if i % 2 else "c2"
+            s = tcp_open(lab, host, *(WEB if i % 4 < 2 else ("10.2.0.10", 443)))
+            echo_roundtrip(s, b"open-%d" % i)
+            held.append(s)
+        st = fresh_stats(node)
+        check(st["sessions"]["live"] == 32, f"live {st['sessions']['live']}, want 32")
+        check(st["drop"].get("table-full", 0) == 0, f"early table-full: {st['drop']}")
+
+        check(tcp_refused(lab, "c1", *WEB), "a 33rd TCP connection was not refused")
+        got, s = udp_echo(lab, "c2", *DNS, count=2, timeout=0.7)
+        s.close()
+        check(got == 0, f"a new UDP flow got {got} echoes through a full table")
+        st = fresh_stats(node)
+        check(st["drop"].get("table-full", 0) >= 3,
+              f"table-full drops {st['drop'].get('table-full', 0)}, want >= 3 (SYN(s) + 2 datagrams)")
+
+        for i, s in enumerate(held):
+            s.settimeout(3)
+            echo_roundtrip(s, os.urandom(2000))
+        st = fresh_stats(node)
+        check(st["sessions"]["live"] == 32, f"live {st['sessions']['live']} after the refusals, want 32")
+        check(st["ended"]["aged-early"] == 0 and st["sessions"]["ageing_started"] == 0,
+              f"ageing ran though off: {st['ended']} {st['sessions']}")
+        other = {k: v for k, v in st["drop"].items() if k != "table-full"}
+        check(not other, f"unexpected drops: {other}")
+
+        # one closes (RST): its entry is free for a new flow at once
+        abort(held.pop())
+        wait_for(lambda: fresh_stats(node)["sessions"]["live"] == 31, 5, "the aborted session to go")
+        s = tcp_open(lab, "c1", *WEB)
+        echo_roundtrip(s, b"new")
+        held.append(s)
+    finally:
+        for s in held:
+            s.close()
+
+
+# ---- 4 -----------------------------------------------------------------------
+
+def test_aggressive_ageing_watermarks(lab):
+    """max_sessions 64, watermarks 50 % / 25 % (32 / 16 sessions),
+    early_ageout 8 s, udp 10 s. Timeline (A = 18 UDP flows, B = 11 UDP
+    flows, T = 4 TCP connections, 1800 s):
+      t=0    T and A open: 22 sessions
+      t=3.5  A have ~6.5 s left (< 8: eligible), B open with 10 s left;
+             the last B makes 33 > 32: ageing starts, ends exactly the 18 A
+             (15 left < 16) and stops. B and T are not eligible.
+      later  B pass below 8 s left: ageing is off, so they stay until
+             their own timeout (ended expired=11); T stay.
+    """
+    Server(lab, tcp=[WEB], udp=[DNS])
+    node = Node(lab, config(queues=1, table="max_sessions = 64;", timeouts="udp = 10;",
+                            ageing="high_watermark = 50; low_watermark = 25; early_ageout = 8;"))
+    socks = []
+    try:
+        for i in range(4):
+            s = tcp_open(lab, "c2", *WEB)
+            echo_roundtrip(s, b"tcp-%d" % i)
+            socks.append(s)
+        t_a0 = time.monotonic()
+        for i in range(18):
+            got, s = udp_echo(lab, "c1", *DNS)
+            socks.append(s)
+            check(got == 1, f"flow A{i} got no echo")
+        t_a1 = time.monotonic()
+        st = fresh_stats(node)
+        check(st["sessions"]["live"] == 22, f"live {st['sessions']['live']}, want 22")
+        check(st["sessions"]["ageing_started"] == 0, "ageing started below the watermark")
+
+        # A must have < 8 s left (last refresh > 2 s ago) yet not expire
+        # (first > 10 s ago): start B 3.5 s after the last A.
+        time.sleep(max(0.0, t_a1 + 3.5 - time.monotonic()))
+        for i in range(11):
+            got, s = udp_echo(lab, "c1", *DNS)
+            socks.append(s)
+            check(got == 1, f"flow B{i} got no echo")
+        t_b1 = time.monotonic()
+        check(t_b1 - t_a0 < 9.0, f"too slow to be deterministic: B done {t_b1 - t_a0:.1f} s after A began")
+        st = fresh_stats(node)
+        check(st["sessions"]["ageing_started"] == 1,
+              f"ageing_started={st['sessions']['ageing_started']}, want 1")
+        check(st["ended"]["aged-early"] == 18, f"aged-early={st['ended']['aged-early']}, want 18 (the A flows)")
+        check(st["sessions"]["live"] == 15, f"live {st['sessions']['live']} after ageing, want 15 (4 TCP + 11 B)")
+        check(st["ended"]["expired"] == 0, f"expired={st['ended']['expired']} before any timeout")
+
+        # B crosses below early_ageout (t_b1 + 2 s): ageing is off, they stay.
+        time.sleep(max(0.0, t_b1 + 3.0 - time.monotonic()))
+        st = fresh_stats(node)
+        check(st["sessions"]["live"] == 15 and st["ended"]["aged-early"] == 18,
+              f"ageing went on below the low watermark: live={st['sessions']['live']} "
+              f"aged-early={st['ended']['aged-early']}")
+        for s in socks[:4]:
+            echo_roundtrip(s, b"tcp alive")
+
+        # B expire on their own timeout; the TCP sessions (1800 s) stay.
+        wait_for(lambda: fresh_stats(node)["sessions"]["live"] == 4, 10, "the B flows to expire")
+        st = fresh_stats(node)
+        check(st["ended"]["expired"] == 11 and st["ended"]["aged-early"] == 18,
+              f"ended {st['ended']}, want expired=11 aged-early=18")
+        check(st["sessions"]["ageing_started"] == 1, "ageing started again")
+        for s in socks[:4]:
+            echo_roundtrip(s, b"tcp still alive")
+        check(not st["drop"], f"unexpected drops: {st['drop']}")
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ---- 5 -----------------------------------------------------------------------
+
+def _overflow_run(lab, srv, fail_open):
+    node = Node(lab, config(queues=1, datapath=f"queue_len = 16; fail_open = {str(fail_open).lower()};"))
+    sink = SHORT_UDP
+    tx = ns_socket(lab, "c1", socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        # warm up: session, neighbour entries, and the node answers
+        tx.sendto(b"warm-up", sink)
+        wait_for(lambda: srv.udp_count(*sink) >= 1, 3, "the warm-up datagram")
+        base = srv.settled_udp_count(*sink, quiet=0.3)
+        q0 = nfq_proc(lab)
+        check(q0 is not None and q0["waiting"] == 0, f"queue 0 not bound or busy: {q0}")
+
+        freeze(node, signal.SIGSTOP)
+        try:
+            for i in range(200):
+                tx.sendto(b"burst-%d" % i, sink)
+            frozen = srv.settled_udp_count(*sink, quiet=0.6) - base
+            q1 = nfq_proc(lab)
+        finally:
+            freeze(node, signal.SIGCONT)
+        check(q1["waiting"] == 16, f"queue holds {q1['waiting']} packets, want queue_len 16: {q1}")
+        wait_for(lambda: srv.udp_count(*sink) - base >= frozen + 16, 5,
+                 "the 16 queued packets after SIGCONT")
+        after = srv.settled_udp_count(*sink, quiet=0.4) - base
+        q2 = nfq_proc(lab)
+        if fail_open:
+            check(frozen == 200 - 16,
+                  f"fail-open: {frozen} of the 200 datagrams passed a frozen node, want 184")
+            check(q1["dropped"] == q0["dropped"], f"fail-open counted queue drops: {q0} -> {q1}")
+            check(after == 200, f"fail-open: {after} of 200 arrived in all")
+        else:
+            check(frozen == 0, f"fail-closed: {frozen} datagrams passed a frozen node")
+            check(q1["dropped"] - q0["dropped"] == 200 - 16,
+                  f"fail-closed: queue drops {q0['dropped']} -> {q1['dropped']}, want +184")
+            check(after == 16, f"fail-closed: {after} arrived after SIGCONT, want the 16 queued")
+        check(q2["waiting"] == 0, f"packets left waiting after SIGCONT: {q2}")
+
+        # recovered: new flows and the old one pass
+        check(tcp_ok(lab, "c2", *WEB), "TCP through the node after SIGCONT failed")
+        got, s = udp_echo(lab, "c2", *DNS, count=2)
+        s.close()
+        check(got == 2, f"UDP echo after SIGCONT: {got}/2")
+        n = srv.udp_count(*sink)
+        tx.sendto(b"after", sink)
+        wait_for(lambda: srv.udp_count(*sink) == n + 1, 3, "the old flow after SIGCONT")
+        st = fresh_stats(node)
+        check(not st["drop"], f"unexpected drops: {st['drop']}")
+        check(node.stop() == 0, "node did not stop cleanly")
+        return frozen, after
+    finally:
+        tx.close()
+
+
+def test_fail_open_vs_fail_closed_on_queue_overflow(lab):
+    """queue_len 16, node frozen with SIGSTOP, 200 datagrams: fail-open lets
+    the 184 beyond the queue pass unfiltered, fail-closed drops them; after
+    SIGCONT the 16 queued get their verdicts and traffic flows again."""
+    srv = Server(lab, tcp=[WEB], udp=[DNS], sink=[SHORT_UDP])
+    fo = _overflow_run(lab, srv, True)
+    fc = _overflow_run(lab, srv, False)
+    print(f"     fail-open: {fo[0]} passed frozen, {fo[1]} in all; "
+          f"fail-closed: {fc[0]} passed frozen, {fc[1]} in all", flush=True)
+
+
+# ---- 6 -----------------------------------------------------------------------
+
+def test_node_killed_bypass_or_drop(lab):
+    Server(lab, tcp=[WEB])
+    Server(lab, host="dmz", tcp=[DMZ])
+
+    # bypass = true: a killed node leaves its table, the kernel accepts
+    node = Node(lab, config(queues=2, datapath="bypass = true;"))
+    check(tcp_ok(lab, "c1", *WEB), "web through the running node failed")
+    check(tcp_refused(lab, "c1", *DMZ, timeout=1.5), "trust -> dmz passed the running node")
+    node.stop(signal.SIGKILL)
+    check(table_rules(lab) == (1, 1), f"table after SIGKILL: {table_rules(lab)}, want it kept")
+    check(tcp_ok(lab, "c1", *WEB), "bypass: web blocked after the node died")
+    check(tcp_ok(lab, "c1", *DMZ), "bypass: unfiltered traffic (dmz) blocked after the node died")
+
+    # bypass = false: a killed node's table drops everything
+    node = Node(lab, config(queues=2))
+    check(table_rules(lab) == (1, 1), f"table after restart: {table_rules(lab)}")
+    check(tcp_ok(lab, "c1", *WEB), "web through the running node failed")
+    node.stop(signal.SIGKILL)
+    check(table_rules(lab) == (1, 1), f"table after SIGKILL: {table_rules(lab)}, want it kept")
+    check(tcp_refused(lab, "c1", *WEB, timeout=1.5), "no bypass: web passed with the node dead")
+    check(tcp_refused(lab, "c2", *DMZ, timeout=1.5), "no bypass: dmz passed with the node dead")
+
+    # restart: the stale table is replaced (one table, one rule), filtering works
+    node = Node(lab, config(queues=2))
+    check(table_rules(lab) == (1, 1), f"after restart over a stale table: {table_rules(lab)}, want (1, 1)")
+    check(tcp_ok(lab, "c1", *WEB), "accept rule not effective after restart")
+    check(tcp_refused(lab, "c1", *DMZ, timeout=1.5), "drop rule not effective after restart")
+    st = fresh_stats(node)
+    check(st["drop"].get("rule-drop", 0) >= 1, f"no rule-drop counted: {st['drop']}")
+
+    # SIGTERM: the table goes, traffic flows untouched
+    check(node.stop(signal.SIGTERM) == 0, "node exit code after SIGTERM")
+    check(table_rules(lab) == (0, 0), f"table left after SIGTERM: {table_rules(lab)}")
+    check(tcp_ok(lab, "c1", *WEB), "web after SIGTERM (no table)")
+    check(tcp_ok(lab, "c1", *DMZ), "dmz after SIGTERM (no table, no filter)")
+
+
+# ---- 7 -----------------------------------------------------------------------
+
+def test_ipv6_through_the_node(lab):
+    srv = Server(lab, tcp=[("fd00:2::10", 443)], udp=[("fd00:2::53", 53)])
+    node = Node(lab, config(queues=2))
+    # NDP on both sides must resolve afresh with the node filtering
+    for host in ("c1", "fw", "srv"):
+        lab.sh(host, "ip -6 neigh flush all")
+
+    s = tcp_open(lab, "c1", "fd00:2::10", 443)
+    try:
+        check(s.getsockname()[0] == "fd00:1::2", f"source {s.getsockname()[0]}")
+        for size in (1, 1400, 30000):
+            echo_roundtrip(s, os.urandom(size))
+    finally:
+        s.close()
+    got, u = udp_echo(lab, "c2", "fd00:2::53", 53, count=3)
+    u.close()
+    check(got == 3, f"UDP over IPv6: {got}/3 echoes")
+
+    out = lab.py("c1", r'''
+from scapy.all import IPv6, ICMPv6EchoRequest, ICMPv6EchoReply, sr1, conf
+conf.verb = 0
+ok = 0
+for seq in range(3):
+    r = sr1(IPv6(dst="fd00:2::10") / ICMPv6EchoRequest(id=0x7464, seq=seq, data=b"tandem"), timeout=2)
+    if r is not None and ICMPv6EchoReply in r and r[ICMPv6EchoReply].seq == seq:
+        ok += 1
+print(ok)
+''')
+    check(out.strip() == "3", f"ICMPv6 echo: {out.strip()}/3 replies")
+
+    def neigh_ok(host, addr):
+        r = lab.sh(host, f"ip -6 neigh show {addr}")
+        return r.stdout.strip() and "FAILED" not in r.stdout and "INCOMPLETE" not in r.stdout
+    check(neigh_ok("c1", "fd00:1::1"), "c1 did not resolve the firewall by NDP")
+    check(neigh_ok("fw", "fd00:2::10"), "the firewall did not resolve the server by NDP")
+    check(neigh_ok("srv", "fd00:2::1"), "the server did not resolve the firewall by NDP")
+
+    st = fresh_stats(node)
+    check(st["created"]["tcp"] == 1 and st["created"]["udp"] == 1 and st["created"]["icmp"] == 1,
+          f"created {st['created']}, want tcp=1 udp=1 icmp=1 (NDP is not forwarded, never queued)")
+    check(not st["drop"], f"drops: {st['drop']}")
+    acc = srv.status()["tcp_accepted"].get("fd00:2::10:443", 0)
+    check(acc == 1, f"server accepted {acc} connections")
+
+
+# ---- 8 -----------------------------------------------------------------------
+
+def test_restart_and_clean_exit(lab):
+    Server(lab, tcp=[WEB])
+    cfg = config(queues=2)
+    node = Node(lab, cfg)
+    check(tcp_ok(lab, "c1", *WEB), "web through the node")
+    t0 = time.time()
+    node.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = node.proc.wait(timeout=2.0)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("node still running 2 s after SIGTERM")
+    took = time.time() - t0
+    check(rc == 0, f"exit code {rc} after SIGTERM: {node.read_log()[-500:]}")
+    check(table_rules(lab) == (0, 0), f"table left after SIGTERM: {table_rules(lab)}")
+    check("table removed" in node.read_log(), f"no clean-exit line: {node.read_log()[-300:]}")
+    check(nfq_proc(lab) is None, "queue 0 still bound after exit")
+
+    first = Node(lab, cfg)
+    check(table_rules(lab) == (1, 1), f"table after start: {table_rules(lab)}")
+    check(tcp_ok(lab, "c2", *WEB), "web through the restarted node")
+
+    second = Node(lab, cfg, check_start=False)
+    try:
+        rc2 = second.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("a second node started beside the first")
+    log2 = second.read_log()
+    check(rc2 != 0, f"second node exit code {rc2}")
+    check("queue 0" in log2 and "bind" in log2 and "already bound" in log2,
+          f"second node's message is unclear: {log2.strip()}")
+    check("filtering" not in log2, "second node claimed to filter")
+
+    check(first.proc.poll() is None, "the first node died")
+    check(table_rules(lab) == (1, 1), f"table after the second node: {table_rules(lab)}")
+    check(tcp_ok(lab, "c1", *WEB), "web through the first node after the second failed")
+    check(tcp_refused(lab, "c1", *DMZ, timeout=1.5), "the first node stopped filtering")
+    st = fresh_stats(first)
+    check(st["created"]["tcp"] == 2 and st["drop"].get("rule-drop", 0) >= 1,
+          f"first node's counters: created {st['created']} drops {st['drop']}")
+    check(first.stop() == 0, "first node exit code")
+    check(table_rules(lab) == (0, 0), "table left")
+    print(f"     SIGTERM to exit: {took:.2f} s", flush=True)
+
+
+if __name__ == "__main__":
+    run_tests(globals(), Lab(PREFIX), per_test_timeout=100)
