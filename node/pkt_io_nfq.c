@@ -91,6 +91,29 @@ static int nfqio_config(struct nfq_queue *q, struct nlmsghdr *nlh)
 	return r < 0 ? -errno : 0;
 }
 
+/* Netlink port bound to queue `num` in this namespace, from
+ * /proc/net/netfilter/nfnetlink_queue (one line per bound queue: number,
+ * port, ...). 0 = found, -ENOENT = not bound, else -errno. Start-up only:
+ * it names the holder when our bind is refused. */
+static int queue_holder(unsigned num, unsigned *ret_portid)
+{
+	FILE *f = fopen("/proc/net/netfilter/nfnetlink_queue", "re");
+	if (!f)
+		return -errno;
+	unsigned qn, port;
+	int r = -ENOENT;
+	char line[256];
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%u %u", &qn, &port) == 2 && qn == num) {
+			*ret_portid = port;
+			r = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
 static int queue_open(struct nfq_queue *q, unsigned num,
 		      const struct tandem_config *cfg, char *err,
 		      size_t errlen)
@@ -124,9 +147,18 @@ static int queue_open(struct nfq_queue *q, unsigned num,
 	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
 	r = nfqio_config(q, nlh);
 	if (r < 0) {
-		snprintf(err, errlen,
-			 "queue %u: bind: %s (another program bound to it?)",
-			 num, strerror(-r));
+		/* The kernel answers EPERM both for a queue held by another
+		 * socket and for a missing CAP_NET_ADMIN: say which. */
+		unsigned holder = 0;
+		if (r == -EPERM && queue_holder(num, &holder) == 0) {
+			snprintf(err, errlen,
+				 "queue %u: bind: queue already bound by another "
+				 "program (netlink port %u; is another tandem-node "
+				 "running in this namespace?)", num, holder);
+			return -EBUSY;
+		}
+		snprintf(err, errlen, "queue %u: bind: %s%s", num, strerror(-r),
+			 r == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
 		return r;
 	}
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, num);

@@ -209,8 +209,69 @@ def nfq_proc(lab, queue=0):
     return None
 
 
+def thread_states(pid):
+    """The state letter of every thread of pid ('T' = stopped)."""
+    states = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            pass
+    return states
+
+
 def freeze(node, sig):
-    os.kill(node.proc.pid, sig)  # `ip netns exec` exec()s the node: same pid
+    """SIGSTOP / SIGCONT the node (`ip netns exec` exec()s it: same pid) and
+    wait until every thread is stopped / running: kill() returns before the
+    threads notice, and a worker would go on taking packets meanwhile."""
+    os.kill(node.proc.pid, sig)
+    if sig == signal.SIGSTOP:
+        wait_for(lambda: all(s == "T" for s in thread_states(node.proc.pid)), 5,
+                 "every node thread to stop", step=0.01)
+    else:
+        wait_for(lambda: all(s != "T" for s in thread_states(node.proc.pid)), 5,
+                 "every node thread to run", step=0.01)
+
+
+def quiesce(lab, hosts=("c1", "c2", "srv", "dmz"), timeout=8.0):
+    """Wait until no TCP connection in the lab is open or closing: only
+    listeners and TIME-WAIT (which sends nothing) are left. Called before a
+    node is killed and at the end of a test, so that no retransmission of
+    an old connection reaches a later node (which would rightly drop it as
+    a packet without session and spoil that test's counters)."""
+    def busy():
+        out = []
+        for h in hosts:
+            r = lab.sh(h, "ss -Htan")
+            for line in r.stdout.split("\n"):
+                f = line.split()
+                if f and f[0] not in ("LISTEN", "TIME-WAIT"):
+                    out.append(f"{h}: {' '.join(f)}")
+        return out
+    deadline = time.time() + timeout
+    left = busy()
+    while left and time.time() < deadline:
+        time.sleep(0.1)
+        left = busy()
+    return left
+
+
+def close_all(lab, socks, abortive=False):
+    """Close test sockets and wait for the lab to be quiet; returns what is
+    still open (empty when clean)."""
+    for s in socks:
+        try:
+            abort(s) if abortive else s.close()
+        except OSError:
+            pass
+    del socks[:]
+    return quiesce(lab)
+
+
+def check_quiet(lab):
+    left = quiesce(lab)
+    check(not left, f"connections did not close cleanly: {left[:5]}")
 
 
 # ---- the server -------------------------------------------------------------
@@ -420,6 +481,7 @@ def test_both_directions_reach_the_owning_shard(lab):
     check(st["verdict"]["drop"] == 0, f"drops: {st['drop']}")
     acc = sum(srv.status()["tcp_accepted"].values())
     check(acc == n_conn, f"server accepted {acc} connections, want {n_conn}")
+    check_quiet(lab)
 
 
 # ---- 2 -----------------------------------------------------------------------
@@ -474,9 +536,10 @@ def test_per_source_connection_limit(lab):
         held.append(s)
         live = fresh_stats(node)["sessions"]["live"]
         check(live == 5, f"live sessions {live}, want 5")
+        left = close_all(lab, held)
+        check(not left, f"connections did not close cleanly: {left[:5]}")
     finally:
-        for s in held:
-            s.close()
+        close_all(lab, held)
 
 
 # ---- 3 -----------------------------------------------------------------------
@@ -521,9 +584,10 @@ def test_table_full_keeps_old_sessions(lab):
         s = tcp_open(lab, "c1", *WEB)
         echo_roundtrip(s, b"new")
         held.append(s)
+        left = close_all(lab, held)
+        check(not left, f"connections did not close cleanly: {left[:5]}")
     finally:
-        for s in held:
-            s.close()
+        close_all(lab, held)
 
 
 # ---- 4 -----------------------------------------------------------------------
@@ -592,9 +656,10 @@ def test_aggressive_ageing_watermarks(lab):
         for s in socks[:4]:
             echo_roundtrip(s, b"tcp still alive")
         check(not st["drop"], f"unexpected drops: {st['drop']}")
+        left = close_all(lab, socks)
+        check(not left, f"connections did not close cleanly: {left[:5]}")
     finally:
-        for s in socks:
-            s.close()
+        close_all(lab, socks)
 
 
 # ---- 5 -----------------------------------------------------------------------
@@ -646,6 +711,7 @@ def _overflow_run(lab, srv, fail_open):
         wait_for(lambda: srv.udp_count(*sink) == n + 1, 3, "the old flow after SIGCONT")
         st = fresh_stats(node)
         check(not st["drop"], f"unexpected drops: {st['drop']}")
+        check_quiet(lab)
         check(node.stop() == 0, "node did not stop cleanly")
         return frozen, after
     finally:
@@ -673,15 +739,18 @@ def test_node_killed_bypass_or_drop(lab):
     node = Node(lab, config(queues=2, datapath="bypass = true;"))
     check(tcp_ok(lab, "c1", *WEB), "web through the running node failed")
     check(tcp_refused(lab, "c1", *DMZ, timeout=1.5), "trust -> dmz passed the running node")
+    check_quiet(lab)
     node.stop(signal.SIGKILL)
     check(table_rules(lab) == (1, 1), f"table after SIGKILL: {table_rules(lab)}, want it kept")
     check(tcp_ok(lab, "c1", *WEB), "bypass: web blocked after the node died")
     check(tcp_ok(lab, "c1", *DMZ), "bypass: unfiltered traffic (dmz) blocked after the node died")
+    check_quiet(lab)
 
     # bypass = false: a killed node's table drops everything
     node = Node(lab, config(queues=2))
     check(table_rules(lab) == (1, 1), f"table after restart: {table_rules(lab)}")
     check(tcp_ok(lab, "c1", *WEB), "web through the running node failed")
+    check_quiet(lab)
     node.stop(signal.SIGKILL)
     check(table_rules(lab) == (1, 1), f"table after SIGKILL: {table_rules(lab)}, want it kept")
     check(tcp_refused(lab, "c1", *WEB, timeout=1.5), "no bypass: web passed with the node dead")
@@ -694,12 +763,14 @@ def test_node_killed_bypass_or_drop(lab):
     check(tcp_refused(lab, "c1", *DMZ, timeout=1.5), "drop rule not effective after restart")
     st = fresh_stats(node)
     check(st["drop"].get("rule-drop", 0) >= 1, f"no rule-drop counted: {st['drop']}")
+    check_quiet(lab)
 
     # SIGTERM: the table goes, traffic flows untouched
     check(node.stop(signal.SIGTERM) == 0, "node exit code after SIGTERM")
     check(table_rules(lab) == (0, 0), f"table left after SIGTERM: {table_rules(lab)}")
     check(tcp_ok(lab, "c1", *WEB), "web after SIGTERM (no table)")
     check(tcp_ok(lab, "c1", *DMZ), "dmz after SIGTERM (no table, no filter)")
+    check_quiet(lab)
 
 
 # ---- 7 -----------------------------------------------------------------------
@@ -747,6 +818,7 @@ print(ok)
     check(not st["drop"], f"drops: {st['drop']}")
     acc = srv.status()["tcp_accepted"].get("fd00:2::10:443", 0)
     check(acc == 1, f"server accepted {acc} connections")
+    check_quiet(lab)
 
 
 # ---- 8 -----------------------------------------------------------------------
@@ -756,6 +828,7 @@ def test_restart_and_clean_exit(lab):
     cfg = config(queues=2)
     node = Node(lab, cfg)
     check(tcp_ok(lab, "c1", *WEB), "web through the node")
+    check_quiet(lab)
     t0 = time.time()
     node.proc.send_signal(signal.SIGTERM)
     try:
@@ -790,6 +863,7 @@ def test_restart_and_clean_exit(lab):
     st = fresh_stats(first)
     check(st["created"]["tcp"] == 2 and st["drop"].get("rule-drop", 0) >= 1,
           f"first node's counters: created {st['created']} drops {st['drop']}")
+    check_quiet(lab)
     check(first.stop() == 0, "first node exit code")
     check(table_rules(lab) == (0, 0), "table left")
     print(f"     SIGTERM to exit: {took:.2f} s", flush=True)
