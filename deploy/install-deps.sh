@@ -11,7 +11,7 @@ PKGS=(
   libnetfilter-queue-dev libconfig-dev libcmocka-dev libsodium-dev
   libpcap-dev libxdp-dev libbpf-dev
   # tests: packets, observers, namespaces
-  python3 python3-scapy tshark tcpdump hping3 iperf3 iproute2 nftables
+  python3 python3-scapy python3-protobuf protobuf-compiler tshark tcpdump hping3 iperf3 iproute2 nftables
   iptables procps
 )
 

@@ -781,7 +781,7 @@ static int rule_list(struct ld *L, const struct kind *k,
 
 static const char *const root_keys[] = {
 	"node", "datapath", "table", "timeouts", "tcp", "ageing", "keepalive",
-	"reload", "zones", "addresses", "services", "rules", NULL
+	"reload", "control", "zones", "addresses", "services", "rules", NULL
 };
 
 static int load_node(struct ld *L)
@@ -983,6 +983,30 @@ static int load_keepalive(struct ld *L)
 				    "%lld out of range (0 = unlimited, or 60..31536000)", v);
 		c->ka_max_lifetime = (uint32_t)v;
 	}
+	return 0;
+}
+
+static int load_control(struct ld *L)
+{
+	static const char *const keys[] = { "socket", NULL };
+	const config_setting_t *g = config_lookup(L->cf, "control");
+	const config_setting_t *s = NULL;
+	const char *path = NULL;
+	int r;
+
+	if ((r = check_group(L, g, "control", keys)) < 0 ||
+	    (r = opt_string(L, g, "control", "socket", &s, &path)) < 0)
+		return r;
+	if (!path) {
+		snprintf(L->c->ctl_socket, sizeof(L->c->ctl_socket),
+			 "/run/tandem/%s/node.sock", L->c->node_name);
+		return 0;
+	}
+	if (path[0] != '/' || strlen(path) >= sizeof(L->c->ctl_socket))
+		return fail(L, s, "control.socket",
+			    "'%s' must be an absolute path of at most %zu bytes",
+			    path, sizeof(L->c->ctl_socket) - 1);
+	snprintf(L->c->ctl_socket, sizeof(L->c->ctl_socket), "%s", path);
 	return 0;
 }
 
@@ -1522,7 +1546,7 @@ static int load_text(const char *text, const char *file,
 	    (r = load_table(&L)) < 0 || (r = load_timeouts(&L)) < 0 ||
 	    (r = load_tcp(&L)) < 0 || (r = load_ageing(&L)) < 0 ||
 	    (r = load_keepalive(&L)) < 0 || (r = load_reload(&L)) < 0 ||
-	    (r = load_zones(&L)) < 0 ||
+	    (r = load_control(&L)) < 0 || (r = load_zones(&L)) < 0 ||
 	    (r = load_objects(&L, &addr_kind, &L.addr_objs, &L.n_addr_objs)) < 0 ||
 	    (r = load_objects(&L, &svc_kind, &L.svc_objs, &L.n_svc_objs)) < 0 ||
 	    (r = load_rules(&L)) < 0)

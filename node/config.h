@@ -107,6 +107,9 @@ struct tandem_config {
 	uint32_t ka_offsets[CFG_MAX_KEEPALIVE_OFFSETS]; /* seconds before expiry, descending */
 	unsigned n_ka_offsets;
 	uint32_t ka_max_lifetime; /* seconds, 0 = unlimited [86400] */
+	/* control socket (tandem-mgmt talks to the node there)
+	 * [/run/tandem/<node name>/node.sock] */
+	char ctl_socket[108];
 	/* reload behaviour: false = revalidate, true = flush (Symantec SEP) */
 	bool reload_flush;
 	/* zones, interfaces, rules */

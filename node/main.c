@@ -16,7 +16,11 @@
 #include <signal.h>
 #include <stdatomic.h>
 
+#include <uv.h>
+
 #include "clock.h"
+#include "ctl.h"
+#include "jobs.h"
 #include "config.h"
 #include "connlimit.h"
 #include "pipeline.h"
@@ -30,12 +34,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tandem-node --config FILE [--stats FILE]   filter forwarded traffic (NFQUEUE)\n"
-		"       tandem-node --config FILE --pcap CAPTURE   replay a capture offline\n"
+		"       tandem-node --config FILE --pcap CAPTURE [--serve]  replay a capture offline\n"
 		"       tandem-node --config FILE --check          validate the config\n"
 		"  --config FILE   libconfig file (see conf/tandem.conf)\n"
 		"  --pcap FILE     replay a pcap/pcapng capture, print a summary, exit\n"
 		"  --check         validate the config and compile the policy, then exit\n"
-		"  --stats FILE    kernel path: rewrite FILE with the counters every 200 ms\n");
+		"  --stats FILE    rewrite FILE with the counters every 200 ms\n"
+		"  --serve         with --pcap: after the replay, keep answering the control\n"
+		"                  socket (control.socket) until SIGTERM\n");
 }
 
 struct live_count {
@@ -116,44 +122,181 @@ static void print_summary(const char *src, struct shard *sh, unsigned n,
 	print_stats(stdout, &t, live, &lc);
 }
 
-static int run_pcap(const char *file, const struct tandem_config *cfg,
-		    const struct policy *pol)
+/* ---- control loop (both modes) --------------------------------------- */
+
+struct node_run {
+	uv_loop_t loop;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t stats_timer, iface_timer;
+	struct ctl *ctl;
+	struct connlimit *lim;
+	unsigned n;
+	struct worker *w;      /* kernel path */
+	struct shard *sh;      /* offline */
+	struct pkt_io *io;
+	const char *stats_path;
+	int signal;
+};
+
+/* Offline: the control thread owns the shards, so a job runs to the end
+ * right away. */
+static void offline_post(void *arg, unsigned i, struct ctl_job *j)
+{
+	struct node_run *nr = arg;
+	while (!job_run_slice(j, &nr->sh[i], clock_now_ms()))
+		;
+	atomic_store(&j->done, true);
+	ctl_wake(nr->ctl);
+}
+
+static void offline_read(void *arg, unsigned i, struct shard_stats *st,
+			 uint32_t *sessions)
+{
+	struct node_run *nr = arg;
+	*st = nr->sh[i].st;
+	*sessions = sess_table_count(nr->sh[i].tab);
+}
+
+static const struct ctl_shard_ops offline_ops = {offline_post, offline_read};
+
+static void worker_post(void *arg, unsigned i, struct ctl_job *j)
+{
+	struct node_run *nr = arg;
+	atomic_store_explicit(&nr->w[i].job, j, memory_order_release);
+}
+
+static void worker_read_op(void *arg, unsigned i, struct shard_stats *st,
+			   uint32_t *sessions)
+{
+	struct node_run *nr = arg;
+	worker_read(&nr->w[i], st, sessions);
+}
+
+static const struct ctl_shard_ops worker_ops = {worker_post, worker_read_op};
+
+/* Write the counters to path atomically (temp file + rename). */
+static void write_stats(struct node_run *nr, const struct ctl_shard_ops *ops)
+{
+	struct shard_stats t = {0}, one;
+	uint64_t live = 0;
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", nr->stats_path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return;
+	for (unsigned i = 0; i < nr->n; i++) {
+		uint32_t sess;
+		ops->read(nr, i, &one, &sess);
+		stats_add(&t, &one);
+		live += sess;
+		fprintf(f, "shard id=%u queue=%u packets=%llu sessions=%u\n", i,
+			i, (unsigned long long)one.pkts, sess);
+	}
+	print_stats(f, &t, live, NULL);
+	fclose(f);
+	rename(tmp, nr->stats_path);
+}
+
+static void on_stats_timer(uv_timer_t *t)
+{
+	struct node_run *nr = t->data;
+	write_stats(nr, nr->w ? &worker_ops : &offline_ops);
+}
+
+static void on_iface_timer(uv_timer_t *t)
+{
+	struct node_run *nr = t->data;
+	pkt_io_nfq_refresh_ifaces(nr->io);
+}
+
+static void on_uv_signal(uv_signal_t *h, int sig)
+{
+	struct node_run *nr = h->data;
+	if (sig == SIGHUP) {
+		ctl_reload_file(nr->ctl);
+		return;
+	}
+	nr->signal = sig;
+	/* close every handle: the loop then runs out */
+	ctl_close(nr->ctl);
+	uv_close((uv_handle_t *)&nr->sig_term, NULL);
+	uv_close((uv_handle_t *)&nr->sig_int, NULL);
+	uv_close((uv_handle_t *)&nr->sig_hup, NULL);
+	if (uv_is_active((uv_handle_t *)&nr->stats_timer) || nr->stats_path)
+		uv_close((uv_handle_t *)&nr->stats_timer, NULL);
+	if (nr->w)
+		uv_close((uv_handle_t *)&nr->iface_timer, NULL);
+}
+
+/* Start the control plane on nr->loop: ctl socket, signals, timers. */
+static int control_start(struct node_run *nr, struct node_conf *nc,
+			 const struct ctl_shard_ops *ops, uint32_t capacity)
 {
 	char err[512] = "";
-	unsigned n = cfg->queues;
-	struct connlimit *lim = NULL;
-	struct shard *sh = calloc(n, sizeof(*sh));
+	int r = ctl_new(&nr->loop, nc, nr->n, capacity, ops, nr, &nr->ctl);
+	if (r < 0)
+		return r;
+	r = ctl_listen(nr->ctl, nc->cfg->ctl_socket, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "tandem-node: control socket: %s\n", err);
+		return r;
+	}
+	uv_signal_init(&nr->loop, &nr->sig_term);
+	uv_signal_init(&nr->loop, &nr->sig_int);
+	uv_signal_init(&nr->loop, &nr->sig_hup);
+	nr->sig_term.data = nr->sig_int.data = nr->sig_hup.data = nr;
+	uv_signal_start(&nr->sig_term, on_uv_signal, SIGTERM);
+	uv_signal_start(&nr->sig_int, on_uv_signal, SIGINT);
+	uv_signal_start(&nr->sig_hup, on_uv_signal, SIGHUP);
+	uv_timer_init(&nr->loop, &nr->stats_timer);
+	nr->stats_timer.data = nr;
+	if (nr->stats_path)
+		uv_timer_start(&nr->stats_timer, on_stats_timer, 0, 200);
+	if (nr->w) {
+		uv_timer_init(&nr->loop, &nr->iface_timer);
+		nr->iface_timer.data = nr;
+		uv_timer_start(&nr->iface_timer, on_iface_timer, 2000, 2000);
+	}
+	return 0;
+}
+
+/* ---- offline ------------------------------------------------------------ */
+
+static int run_pcap(const char *file, struct node_conf *nc, bool serve,
+		    const char *stats_path)
+{
+	char err[512] = "";
+	const struct tandem_config *cfg = nc->cfg;
+	struct node_run nr = {.n = cfg->queues, .stats_path = stats_path};
 	struct pkt_io *io = NULL;
 	int rc = 1;
-	if (!sh)
-		goto out;
-	int r = connlimit_new(cfg->max_sessions * 2u, &lim);
-	if (r < 0) {
-		fprintf(stderr, "tandem-node: limits: %s\n", strerror(-r));
-		goto out;
+	nr.sh = calloc(nr.n, sizeof(*nr.sh));
+	if (!nr.sh) {
+		node_conf_free(nc);
+		return 1;
 	}
-	r = pkt_io_pcap_ops.open(file, cfg, &io, err, sizeof(err));
+	int r = pkt_io_pcap_ops.open(file, cfg, &io, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "tandem-node: %s\n", err);
-		goto out;
+		free(nr.sh);
+		node_conf_free(nc);
+		return 1;
 	}
 
 	/* The capture's first timestamp starts the clock. */
 	struct pkt_desc d;
-	int rx = pkt_io_pcap_ops.rx_burst(io, 0, &d, 1);
+	int rx = pkt_io_pcap_ops.rx_burst(io, 0, &d, 1, false);
 	uint64_t t0 = rx == 1 ? d.ts_ms : 0, t_last = t0;
 	clock_use_manual(t0);
 
-	struct node_ctx ctx;
-	node_ctx_init(&ctx, cfg, pol, lim, false);
-	uint32_t per_shard = cfg->max_sessions / n;
+	uint32_t per_shard = cfg->max_sessions / nr.n;
 	unsigned ready = 0;
-	for (; ready < n; ready++) {
-		r = shard_init(&sh[ready], (uint8_t)ready, per_shard, &ctx, t0);
+	for (; ready < nr.n; ready++) {
+		r = shard_init(&nr.sh[ready], (uint8_t)ready, per_shard, &nc->ctx, t0);
 		if (r < 0) {
 			fprintf(stderr, "tandem-node: shard %u: %s\n", ready,
 				strerror(-r));
-			goto out_shards;
+			goto out;
 		}
 	}
 
@@ -164,129 +307,121 @@ static int run_pcap(const char *file, const struct tandem_config *cfg,
 		t_last = now;
 		/* Replay honours every timeout in the capture: catch each
 		 * wheel up before the packet (bounded slices, repeated). */
-		for (unsigned i = 0; i < n; i++)
-			while (!pipeline_tick(&sh[i], now))
+		for (unsigned i = 0; i < nr.n; i++)
+			while (!pipeline_tick(&nr.sh[i], now))
 				;
 		if (d.l2_drop != DROP_NONE) {
-			pipeline_count_drop(&sh[0], d.l2_drop, d.wire_len);
+			pipeline_count_drop(&nr.sh[0], d.l2_drop, d.wire_len);
 		} else {
 			struct pkt p;
 			enum drop_reason why = pkt_parse(&p, d.l3, d.len);
 			if (why != DROP_NONE) {
-				pipeline_count_drop(&sh[0], why, d.len);
+				pipeline_count_drop(&nr.sh[0], why, d.len);
 			} else {
 				struct pipeline_result res;
-				unsigned s = pipeline_shard_of(&p, n);
-				pipeline_packet(&sh[s], &p, d.iif, d.oif, now,
+				unsigned s = pipeline_shard_of(&p, nr.n);
+				pipeline_packet(&nr.sh[s], &p, d.iif, d.oif, now,
 						&res);
 			}
 		}
-		rx = pkt_io_pcap_ops.rx_burst(io, 0, &d, 1);
+		rx = pkt_io_pcap_ops.rx_burst(io, 0, &d, 1, false);
 	}
 	double secs = mono_s() - start;
 	if (rx != -ENODATA && rx != 0) {
 		fprintf(stderr, "tandem-node: %s: read error\n", file);
-		goto out_shards;
+		goto out;
 	}
-	print_summary(file, sh, n, secs, t0, t_last);
+	print_summary(file, nr.sh, nr.n, secs, t0, t_last);
+	fflush(stdout);
 	rc = 0;
-out_shards:
-	for (unsigned i = 0; i < ready; i++)
-		shard_fini(&sh[i]);
+	if (serve) {
+		/* Keep the sessions as the capture left them (the clock stays
+		 * at the last packet) and answer the control socket until
+		 * SIGTERM/SIGINT. */
+		uv_loop_init(&nr.loop);
+		r = control_start(&nr, nc, &offline_ops, cfg->max_sessions);
+		if (r < 0) {
+			rc = 1;
+			if (nr.ctl) {
+				ctl_close(nr.ctl);
+				uv_run(&nr.loop, UV_RUN_DEFAULT);
+			}
+		} else {
+			fprintf(stderr, "tandem-node: serving %s\n", cfg->ctl_socket);
+			uv_run(&nr.loop, UV_RUN_DEFAULT);
+		}
+		uv_loop_close(&nr.loop);
+		nc = NULL; /* the control plane owned it */
+	}
 out:
+	for (unsigned i = 0; i < ready; i++)
+		shard_fini(&nr.sh[i]);
+	ctl_free(nr.ctl);
+	node_conf_free(nc);
 	pkt_io_pcap_ops.close(io);
-	connlimit_free(lim);
-	free(sh);
+	free(nr.sh);
 	return rc;
 }
 
 /* ---- kernel data path ------------------------------------------------ */
 
 static atomic_bool stop_flag;
-static volatile sig_atomic_t got_signal;
 
-static void on_signal(int sig)
+static void close_handle(uv_handle_t *h, void *arg)
 {
-	got_signal = sig;
-	atomic_store(&stop_flag, true);
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
 }
 
-/* Write the counters to path atomically (temp file + rename). */
-static void write_stats(const char *path, struct worker *w, unsigned n)
-{
-	struct shard_stats t = {0}, one;
-	uint64_t live = 0;
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return;
-	for (unsigned i = 0; i < n; i++) {
-		uint32_t sess;
-		worker_read(&w[i], &one, &sess);
-		stats_add(&t, &one);
-		live += sess;
-		fprintf(f, "shard id=%u queue=%u packets=%llu sessions=%u\n", i,
-			w[i].queue, (unsigned long long)one.pkts, sess);
-	}
-	print_stats(f, &t, live, NULL);
-	fclose(f);
-	rename(tmp, path);
-}
-
-static int run_nfq(const struct tandem_config *cfg, const struct policy *pol,
-		   const char *stats_path)
+static int run_nfq(struct node_conf *nc, const char *stats_path)
 {
 	char err[512] = "";
-	unsigned n = cfg->queues;
-	struct connlimit *lim = NULL;
-	struct pkt_io *io = NULL;
-	struct worker *w = calloc(n, sizeof(*w));
+	const struct tandem_config *cfg = nc->cfg;
+	struct node_run nr = {.n = cfg->queues, .stats_path = stats_path};
 	int rc = 1, r;
-	unsigned ready = 0;
-	bool table = false;
-	if (!w)
+	unsigned ready = 0, started = 0;
+	bool table = false, loop_ready = false;
+	nr.w = calloc(nr.n, sizeof(*nr.w));
+	if (!nr.w)
 		goto out;
-	r = connlimit_new(cfg->max_sessions * 2u, &lim);
-	if (r < 0) {
-		fprintf(stderr, "tandem-node: limits: %s\n", strerror(-r));
-		goto out;
-	}
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	/* no SA_RESTART: a signal must interrupt the control loop's sleep */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* Bind the queues before the table sends anything to them. */
-	r = pkt_io_nfq_ops.open(NULL, cfg, &io, err, sizeof(err));
+	r = pkt_io_nfq_ops.open(NULL, cfg, &nr.io, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "tandem-node: %s\n", err);
 		goto out;
 	}
-	struct node_ctx ctx;
-	node_ctx_init(&ctx, cfg, pol, lim, cfg->n_ifaces > 0);
 	uint64_t now = clock_now_ms();
-	for (; ready < n; ready++) {
-		r = shard_init(&w[ready].sh, (uint8_t)ready,
-			       cfg->max_sessions / n, &ctx, now);
+	for (; ready < nr.n; ready++) {
+		r = shard_init(&nr.w[ready].sh, (uint8_t)ready,
+			       cfg->max_sessions / nr.n, &nc->ctx, now);
 		if (r < 0) {
 			fprintf(stderr, "tandem-node: shard %u: %s\n", ready,
 				strerror(-r));
 			goto out;
 		}
-		w[ready].queue = ready;
-		w[ready].ops = &pkt_io_nfq_ops;
-		w[ready].io = io;
-		w[ready].stop = &stop_flag;
+		nr.w[ready].queue = ready;
+		nr.w[ready].ops = &pkt_io_nfq_ops;
+		nr.w[ready].io = nr.io;
+		nr.w[ready].stop = &stop_flag;
 	}
+	uv_loop_init(&nr.loop);
+	loop_ready = true;
+	r = control_start(&nr, nc, &worker_ops, cfg->max_sessions);
+	nc = NULL; /* owned by the control plane from here */
+	if (r < 0)
+		goto out;
+	for (unsigned i = 0; i < nr.n; i++)
+		nr.w[i].ctl = nr.ctl;
+
 	struct nft_table_opts to = {
 		.table = "tandem",
 		.queue_first = cfg->queue_first,
-		.queue_count = n,
+		.queue_count = nr.n,
 		.bypass = cfg->bypass,
-		.fanout = n > 1,
+		.fanout = nr.n > 1,
 	};
 	r = nft_table_install(&to, err, sizeof(err));
 	if (r < 0) {
@@ -294,109 +429,133 @@ static int run_nfq(const struct tandem_config *cfg, const struct policy *pol,
 		goto out;
 	}
 	table = true;
-	for (unsigned i = 0; i < n; i++) {
-		r = worker_start(&w[i]);
+	/* Workers start with the stop signals blocked (the mask is
+	 * inherited): the loop's signal handles get them. */
+	sigset_t sigs, old;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, &old);
+	for (; started < nr.n; started++) {
+		r = worker_start(&nr.w[started]);
 		if (r < 0) {
-			fprintf(stderr, "tandem-node: worker %u: %s\n", i,
+			fprintf(stderr, "tandem-node: worker %u: %s\n", started,
 				strerror(-r));
-			atomic_store(&stop_flag, true);
-			goto out;
+			break;
 		}
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (started < nr.n)
+		goto out;
 	fprintf(stderr,
 		"tandem-node: %s (id %u) filtering: queues %u-%u, table inet tandem, "
-		"%s, %s, %u sessions max\n",
+		"%s, %s, %u sessions max, control %s\n",
 		cfg->node_name, cfg->node_id, cfg->queue_first,
-		cfg->queue_first + n - 1,
+		cfg->queue_first + nr.n - 1,
 		cfg->fail_open ? "fail-open on queue overflow" : "fail-closed on queue overflow",
 		cfg->bypass ? "bypass when not running" : "drop when not running",
-		cfg->max_sessions);
+		cfg->max_sessions, cfg->ctl_socket);
 
-	/* Control loop: interface names, counters; workers run alone. */
-	unsigned ticks = 0;
-	while (!atomic_load(&stop_flag)) {
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
-		nanosleep(&ts, NULL);
-		if (++ticks % 10 == 0)
-			pkt_io_nfq_refresh_ifaces(io);
-		if (stats_path)
-			write_stats(stats_path, w, n);
-	}
+	uv_run(&nr.loop, UV_RUN_DEFAULT); /* until SIGTERM/SIGINT */
 	rc = 0;
+	/* Clean stop: the table goes while the workers still answer, so the
+	 * packets queued meanwhile get their verdicts (nft_table_remove
+	 * waits for the queues to drain before the hook goes). */
+	r = nft_table_remove("tandem", err, sizeof(err));
+	if (r < 0)
+		fprintf(stderr, "tandem-node: removing table: %s\n", err);
+	else
+		table = false;
 out:
 	atomic_store(&stop_flag, true);
-	for (unsigned i = 0; i < ready; i++)
-		worker_join(&w[i]);
-	if (stats_path && rc == 0)
-		write_stats(stats_path, w, n);
+	for (unsigned i = 0; i < started; i++)
+		worker_join(&nr.w[i]);
+	if (stats_path && rc == 0 && nr.w)
+		write_stats(&nr, &worker_ops);
 	if (table) {
 		r = nft_table_remove("tandem", err, sizeof(err));
 		if (r < 0)
 			fprintf(stderr, "tandem-node: removing table: %s\n", err);
 	}
-	pkt_io_nfq_ops.close(io);
-	for (unsigned i = 0; i < ready; i++)
-		shard_fini(&w[i].sh);
-	connlimit_free(lim);
-	free(w);
+	if (loop_ready) {
+		if (nr.ctl && rc != 0) {
+			ctl_close(nr.ctl);
+			uv_walk(&nr.loop, close_handle, NULL);
+		}
+		uv_run(&nr.loop, UV_RUN_DEFAULT);
+		uv_loop_close(&nr.loop);
+	}
+	pkt_io_nfq_ops.close(nr.io);
+	if (nr.w)
+		for (unsigned i = 0; i < ready; i++)
+			shard_fini(&nr.w[i].sh);
+	ctl_free(nr.ctl);
+	node_conf_free(nc);
+	connlimit_free(nr.lim);
+	free(nr.w);
 	if (rc == 0)
 		fprintf(stderr, "tandem-node: stopped (%s), table removed\n",
-			got_signal == SIGINT ? "SIGINT" : "SIGTERM");
+			nr.signal == SIGINT ? "SIGINT" : "SIGTERM");
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	const char *cfg_path = NULL, *pcap_path = NULL, *stats_path = NULL;
-	bool check = false;
+	bool check = false, serve = false;
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"pcap", required_argument, NULL, 'p'},
 		{"check", no_argument, NULL, 'k'},
 		{"stats", required_argument, NULL, 's'},
+		{"serve", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{0, 0, 0, 0},
 	};
 	int o;
-	while ((o = getopt_long(argc, argv, "c:p:ks:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:p:ks:Sh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': cfg_path = optarg; break;
 		case 'p': pcap_path = optarg; break;
 		case 'k': check = true; break;
 		case 's': stats_path = optarg; break;
+		case 'S': serve = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!cfg_path || optind != argc) {
+	if (!cfg_path || optind != argc || (serve && !pcap_path)) {
 		usage(stderr);
 		return 2;
 	}
 
 	char err[512] = "";
-	struct tandem_config *cfg = NULL;
-	int r = config_load_file(cfg_path, &cfg, err, sizeof(err));
+	/* Limits live as long as the process: every config shares them. */
+	struct connlimit *lim = NULL;
+	struct node_conf *nc = NULL;
+	int r = node_conf_new(NULL, cfg_path, NULL, !pcap_path, &nc, err,
+			      sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "tandem-node: config refused: %s\n", err);
 		return 1;
 	}
-	struct policy *pol = NULL;
-	r = policy_compile(cfg, &pol, err, sizeof(err));
+	if (check) {
+		printf("config ok file=%s rules=%u zones=%u policy_hash=%016llx\n",
+		       cfg_path, nc->cfg->n_rules, nc->cfg->n_zones,
+		       (unsigned long long)policy_hash(nc->pol));
+		node_conf_free(nc);
+		return 0;
+	}
+	r = connlimit_new(nc->cfg->max_sessions * 2u, &lim);
 	if (r < 0) {
-		fprintf(stderr, "tandem-node: policy: %s\n", err);
-		config_free(cfg);
+		fprintf(stderr, "tandem-node: limits: %s\n", strerror(-r));
+		node_conf_free(nc);
 		return 1;
 	}
-	int rc = 0;
-	if (check)
-		printf("config ok file=%s rules=%u zones=%u policy_hash=%016llx\n",
-		       cfg_path, cfg->n_rules, cfg->n_zones,
-		       (unsigned long long)policy_hash(pol));
-	else if (pcap_path)
-		rc = run_pcap(pcap_path, cfg, pol);
-	else
-		rc = run_nfq(cfg, pol, stats_path);
-	policy_free(pol);
-	config_free(cfg);
+	nc->ctx.lim = lim;
+	int rc = pcap_path ? run_pcap(pcap_path, nc, serve, stats_path)
+			   : run_nfq(nc, stats_path);
+	connlimit_free(lim);
 	return rc;
 }

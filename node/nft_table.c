@@ -17,6 +17,15 @@
  * Never CPU fanout: with several queues the kernel picks one by a flow hash
  * that is the same for both directions, which one-writer-per-shard needs.
  *
+ * Remove is two transactions: the rules go first (the chain stays, policy
+ * accept, so nothing more is queued), then - once no packet of the
+ * namespace waits in a queue, or after NT_DRAIN_MS - the table. Why: the
+ * kernel drops every packet waiting in every NFQUEUE queue of the
+ * namespace, silently, whenever a netfilter hook is unregistered
+ * (nfqnl_nf_hook_drop), and deleting our base chain is such an event; so a
+ * program still answering its queue gets the chance to empty it first, and
+ * a clean stop loses no packet of a running connection.
+ *
  * Must never: touch another table, flush the ruleset, or wait forever on
  * the kernel (replies are awaited at most NT_TIMEOUT_MS).
  */
@@ -48,6 +57,8 @@
 
 #define NT_CHAIN      "forward"
 #define NT_TIMEOUT_MS 5000
+#define NT_DRAIN_MS   1000 /* longest wait for the queues between the two removal steps */
+#define NT_QUEUE_PROC "/proc/net/netfilter/nfnetlink_queue"
 /* Batch limit; libmnl wants the buffer twice the limit. The largest batch
  * (7 messages) is well under 1 KiB. */
 #define NT_BATCH_LIMIT 4096
@@ -408,6 +419,65 @@ int nft_table_install(const struct nft_table_opts *o, char *err, size_t errlen)
 	return r;
 }
 
+/* Delete every rule of the table (all chains), keeping its chains and so
+ * their hooks. -ENOENT when there is no such table. */
+static int batch_put_flush(struct nt_batch *bt, const char *table)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!r)
+		return -ENOMEM;
+	if (nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table) < 0) {
+		nftnl_rule_free(r);
+		return -ENOMEM;
+	}
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	/* no chain and no handle: the kernel deletes the rules of every chain */
+	nlh = batch_hdr(bt, NFT_MSG_DELRULE, 0);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	return batch_next(bt, "delete rules");
+}
+
+/* Packets of this namespace waiting for a verdict in any queue (column 3 of
+ * NT_QUEUE_PROC), or -errno. Every queue counts: unregistering our hook
+ * would drop the packets of other programs' queues too. */
+static long queued_packets(void)
+{
+	FILE *f = fopen(NT_QUEUE_PROC, "re");
+	unsigned q, port, waiting;
+	long sum = 0;
+	char line[256];
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%u %u %u", &q, &port, &waiting) == 3)
+			sum += waiting;
+	fclose(f);
+	return sum;
+}
+
+/* Wait until the queues were seen empty twice 10 ms apart (a packet that
+ * passed the old rule just before the commit may still be on its way), at
+ * most NT_DRAIN_MS. Gives up at once when nothing can be read. */
+static void wait_queues_drained(void)
+{
+	unsigned empty = 0;
+
+	for (unsigned ms = 0; ms < NT_DRAIN_MS && empty < 2; ms += 10) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000000L };
+		long n;
+
+		nanosleep(&ts, NULL);
+		n = queued_packets();
+		if (n < 0)
+			return;
+		empty = n == 0 ? empty + 1 : 0;
+	}
+}
+
 int nft_table_remove(const char *table, char *err, size_t errlen)
 {
 	struct nt_batch bt = { 0 };
@@ -417,8 +487,21 @@ int nft_table_remove(const char *table, char *err, size_t errlen)
 		set_err(err, errlen, "table name must be 1..%d bytes", NFT_TABLE_MAXNAMELEN - 1);
 		return -EINVAL;
 	}
-	/* add + delete: an absent table is no error, and either way the batch
-	 * ends with no such table. */
+	/* Step 1: no more queueing, hooks kept (see the file header). */
+	batch_init(&bt);
+	if ((r = batch_begin(&bt)) < 0 || (r = batch_put_flush(&bt, table)) < 0 ||
+	    (r = batch_end(&bt)) < 0)
+		goto out;
+	r = batch_talk(&bt, &step);
+	batch_done(&bt);
+	if (r == 0)
+		wait_queues_drained();
+	else if (r != -ENOENT)
+		goto out; /* -ENOENT: no such table, step 2 is a no-op */
+	step = -1;
+
+	/* Step 2: add + delete: an absent table is no error, and either way
+	 * the batch ends with no such table. */
 	batch_init(&bt);
 	if ((r = batch_begin(&bt)) < 0 ||
 	    (r = batch_put_table(&bt, NFT_MSG_NEWTABLE, table, "add table (if absent)")) < 0 ||

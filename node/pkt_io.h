@@ -10,6 +10,7 @@
 #ifndef TANDEM_PKT_IO_H
 #define TANDEM_PKT_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,9 +35,10 @@ struct pkt_io_ops {
 	/* arg: the source's argument (capture file, ...). */
 	int (*open)(const char *arg, const struct tandem_config *cfg,
 		    struct pkt_io **ret, char *err, size_t errlen);
-	/* Up to max descriptors; 0 = nothing now; -ENODATA = end of input. */
+	/* Up to max descriptors; 0 = nothing now; -ENODATA = end of input.
+	 * nowait: return at once when nothing is there (a job is pending). */
 	int (*rx_burst)(struct pkt_io *io, unsigned queue, struct pkt_desc *d,
-			unsigned max);
+			unsigned max, bool nowait);
 	int (*verdict_burst)(struct pkt_io *io, unsigned queue,
 			     const struct pkt_desc *d, const enum verdict *v,
 			     unsigned n);

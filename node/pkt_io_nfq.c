@@ -266,13 +266,13 @@ static bool packet_desc(struct pkt_io *io, const struct nlmsghdr *nlh,
 }
 
 static int nfqio_rx_burst(struct pkt_io *io, unsigned queue, struct pkt_desc *d,
-			unsigned max)
+			  unsigned max, bool nowait)
 {
 	struct nfq_queue *q = &io->q[queue];
 	if (max > NFQ_BURST)
 		max = NFQ_BURST;
 	int n = recvmmsg(mnl_socket_get_fd(q->nl), q->msgs, max,
-			 MSG_WAITFORONE, NULL);
+			 nowait ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
 	if (n < 0)
 		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
 	unsigned out = 0;

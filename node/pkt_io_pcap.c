@@ -42,9 +42,10 @@ static int pcapio_open(const char *arg, const struct tandem_config *cfg,
 /* One packet per call is enough here: the capture is in memory-mapped
  * stdio buffers and the caller loops. */
 static int pcapio_rx_burst(struct pkt_io *io, unsigned queue,
-			 struct pkt_desc *d, unsigned max)
+			 struct pkt_desc *d, unsigned max, bool nowait)
 {
 	(void)queue;
+	(void)nowait;
 	if (max == 0)
 		return 0;
 	struct pcap_pkthdr *h;

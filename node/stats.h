@@ -21,7 +21,8 @@
 	X(ICMP_ERROR, "icmp-error")     /* ICMP error quoting a UDP session */ \
 	X(AGED, "aged-early")           /* aggressive ageing */               \
 	X(REOPEN, "reopened")           /* SYN reused the key after close */  \
-	X(CLEARED, "cleared")           /* management clear */
+	X(CLEARED, "cleared")           /* management clear */                \
+	X(POLICY, "policy")             /* revalidation after a policy change */
 
 enum end_reason {
 #define X_ENUM(id, name) END_##id,

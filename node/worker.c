@@ -45,7 +45,11 @@ static void *worker_main(void *arg)
 	uint64_t last_pub = 0;
 
 	while (!atomic_load_explicit(w->stop, memory_order_relaxed)) {
-		int n = w->ops->rx_burst(w->io, w->queue, d, BURST);
+		struct ctl_job *job = atomic_load_explicit(&w->job,
+							   memory_order_acquire);
+		/* With a job pending, do not sleep in receive: alternate
+		 * bursts and job slices until the job is done. */
+		int n = w->ops->rx_burst(w->io, w->queue, d, BURST, job != NULL);
 		uint64_t now = clock_now_ms();
 		/* Parse the burst once; malformed packets are counted and
 		 * dropped here, the rest go through the pipeline together. */
@@ -74,6 +78,11 @@ static void *worker_main(void *arg)
 			w->ops->verdict_burst(w->io, w->queue, d, v,
 					      (unsigned)n);
 		pipeline_tick(&w->sh, now);
+		if (job && job_run_slice(job, &w->sh, now)) {
+			atomic_store_explicit(&w->job, NULL, memory_order_relaxed);
+			atomic_store_explicit(&job->done, true, memory_order_release);
+			ctl_wake(w->ctl);
+		}
 		if (now - last_pub >= PUBLISH_MS) {
 			publish(w);
 			last_pub = now;

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "ctl.h"
 #include "pipeline.h"
 #include "pkt_io.h"
 #include "reject.h"
@@ -26,6 +27,9 @@ struct worker {
 	pthread_t th;
 	bool started;
 	atomic_bool *stop;
+	/* control jobs (jobs.h): one at a time, posted by the control thread */
+	struct ctl_job *_Atomic job;
+	struct ctl *ctl;
 	/* published for the control thread */
 	_Atomic uint32_t snap_seq;   /* odd while being written */
 	struct shard_stats snap;

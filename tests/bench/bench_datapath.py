@@ -41,11 +41,13 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -223,6 +225,9 @@ class Bench:
         self.sink = os.path.join(args.build, "tests", "bench", "udpsink")
         self.block = 0
         self.max_packets = args.seconds * 3000000
+        # set once the traffic of a measurement has started (profile()
+        # starts perf on it)
+        self.started = threading.Event()
 
     def gen_args(self, src, extra):
         return [self.gen, "--dst", SERVER, "--dport", str(UDP_PORT), "--src", src,
@@ -240,6 +245,7 @@ class Bench:
             q0, e0, s0 = nfq_counters(), udp_rcvbuf_errors(), cfg.node_stats()
             for host, args in senders:
                 gens.append(popen(host, args, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            self.started.set()
             sent = 0
             for g in gens:
                 out, err = g.communicate(timeout=self.a.seconds + 20)
@@ -277,6 +283,7 @@ class Bench:
                 raise RuntimeError("iperf3 server did not listen")
             s0 = cfg.node_stats()
             cmd = ["iperf3", "-c", SERVER, "-p", str(TCP_PORT), "-t", str(self.a.seconds), "-J"]
+            self.started.set()
             r = subprocess.run(["ip", "netns", "exec", ns("c1")] + cmd, capture_output=True,
                                text=True, timeout=self.a.seconds + 30)
             j = json.loads(r.stdout)
@@ -358,48 +365,74 @@ def profile(bench, lab, row, queues, seconds):
     cfg = Config(f"tandem-q{queues}", lab)
     tmp = tempfile.mkdtemp(prefix="tandem-perf-")
     out = []
+    node_data = os.path.join(tmp, "node.data")
+    all_data = os.path.join(tmp, "all.data")
+    rates = []
     with cfg:
         pid = cfg.node.proc.pid  # ip netns exec execs the node
-        rec = max(2, seconds - 2)
-        import threading
-        res = {}
-        t = threading.Thread(target=lambda: res.update(r=bench.measure(cfg, row)))
-        t.start()
-        time.sleep(1.0)
-        pstat = subprocess.run(["perf", "stat", "-p", str(pid), "-e",
-                                "task-clock,context-switches,cpu-migrations,cycles,instructions",
-                                "--", "sleep", str(rec)], capture_output=True, text=True,
-                               timeout=rec + 30)
-        t.join(timeout=seconds + 60)
-        t = threading.Thread(target=lambda: res.update(r2=bench.measure(cfg, row)))
-        t.start()
-        time.sleep(1.0)
-        node_data = os.path.join(tmp, "node.data")
-        all_data = os.path.join(tmp, "all.data")
-        subprocess.run(["perf", "record", "-g", "-o", node_data, "-p", str(pid), "--",
-                        "sleep", str(rec / 2)], capture_output=True, timeout=rec + 30)
-        subprocess.run(["perf", "record", "-a", "-g", "-o", all_data, "--",
-                        "sleep", str(rec / 2)], capture_output=True, timeout=rec + 30)
-        t.join(timeout=seconds + 60)
-    out.append(f"--- perf: {row}, tandem queues={queues} (rates during profiling: "
-               f"{res.get('r', (0,))[0]:.0f} / {res.get('r2', (0,))[0]:.0f} {UNITS[row]})")
+        rec = str(max(2, seconds - 3))
+        # one traffic run per perf tool; perf starts 0.5 s after the
+        # senders and stops before them
+        tools = [["perf", "stat", "-p", str(pid), "-e",
+                  "task-clock,context-switches,cpu-migrations,cycles,instructions",
+                  "--", "sleep", rec],
+                 ["perf", "record", "-B", "-g", "-o", node_data, "-p", str(pid), "--",
+                  "sleep", rec],
+                 ["perf", "record", "-B", "-a", "-g", "-o", all_data, "--", "sleep", rec]]
+        pstat = None
+        for tool in tools:
+            res = {}
+            bench.started.clear()
+            t = threading.Thread(target=lambda: res.update(r=bench.measure(cfg, row)))
+            t.start()
+            bench.started.wait(timeout=30)
+            time.sleep(0.5)
+            r = subprocess.run(tool, capture_output=True, text=True, timeout=int(rec) + 60)
+            t.join(timeout=seconds + 60)
+            rates.append(res.get("r", (0.0,))[0])
+            pstat = pstat or r
+    out.append(f"--- perf: {row}, tandem queues={queues} (rates during the three profiled "
+               f"runs: {' / '.join(f'{x:.0f}' for x in rates)} {UNITS[row]})")
     out.append("perf stat -p <node>: " + " | ".join(
         re.sub(r"\s+", " ", line.strip()) for line in pstat.stderr.splitlines()
         if re.search(r"task-clock|context-switches|migrations|cycles|instructions", line)))
-    for title, data in (("tandem-node threads only (perf record -g -p)", node_data),
-                        ("whole machine (perf record -a -g)", all_data)):
-        rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
-                              "--sort", "comm,dso,symbol", "-g", "none",
-                              "--percent-limit", "1.5"],
+
+    def report(data, sort, limit, children=False, n=20):
+        rep = subprocess.run(["perf", "report", "-i", data, "--stdio",
+                              "--children" if children else "--no-children",
+                              "--sort", sort, "-g", "none", "--percent-limit", str(limit)],
                              capture_output=True, text=True, timeout=120)
-        lines = [line for line in rep.stdout.splitlines() if line.strip()
-                 and not line.startswith("#")]
-        out.append(f"top symbols, {title}:")
-        out += ["  " + line.strip() for line in lines[:25]]
+        lines = [re.sub(r"( -)+$", "", re.sub(r"\s+", " ", line.strip()))
+                 for line in rep.stdout.splitlines()
+                 if line.strip() and not line.startswith("#")]
+        return ["  " + line for line in lines[:n]]
+
+    out.append("CPU by command, whole machine (perf record -a -g, share of samples):")
+    out += report(all_data, "comm", 0.5, n=12)
+    out.append("top symbols, whole machine (self):")
+    out += report(all_data, "comm,symbol", 1.0, n=25)
+    out.append("top symbols, tandem-node threads (perf record -g -p, self):")
+    out += report(node_data, "symbol", 1.0, n=25)
+    out.append("tandem-node threads, inclusive (children) - where the worker's time goes:")
+    out += report(node_data, "symbol", 4.0, children=True, n=30)
+    shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
 # --- main -------------------------------------------------------------------------
+
+def verdict(res, row):
+    """PASS/FAIL/n/a of a row from its samples: the better tandem median
+    against 0.8 x the nft-stateful median."""
+    med = {c: statistics.median(res[(row, c)]) if res.get((row, c)) else None
+           for c in ("nft", "tandem-q1", "tandem-q2")}
+    if not med["nft"]:
+        return "n/a"
+    rs = [med[c] / med["nft"] for c in ("tandem-q1", "tandem-q2") if med[c] is not None]
+    if not rs:
+        return "n/a"
+    return "PASS" if max(rs) >= 0.8 else "FAIL"
+
 
 def fmt(v):
     return "-" if v is None else (f"{v:.1f}" if v < 100 else f"{v:.0f}")
@@ -416,7 +449,8 @@ def main():
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="MIN",
                     help="first wait up to MIN minutes for load1 < 0.7 and no other tdm- labs")
     ap.add_argument("--perf", action="store_true", help="profile tandem-node after the table")
-    ap.add_argument("--perf-rows", default="udp-1flow,new-sessions")
+    ap.add_argument("--perf-rows", default="auto",
+                    help="rows to profile [auto: the FAILing rows, else udp-2senders]")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_datapath needs root")
@@ -461,9 +495,15 @@ def main():
                         notes.append(line)
                         print(line, flush=True)
         if a.perf:
-            for row in [r for r in a.perf_rows.split(",") if r]:
+            prow = [r for r in a.perf_rows.split(",") if r]
+            if prow == ["auto"]:
+                prow = [r for r in rows if verdict(res, r) == "FAIL"] or ["udp-2senders"]
+            for row in prow:
                 for q in (1, 2):
-                    perf_out += profile(bench, lab, row, q, max(a.seconds, 6))
+                    try:
+                        perf_out += profile(bench, lab, row, q, max(a.seconds, 6))
+                    except Exception as e:  # noqa: BLE001 - the table still prints
+                        perf_out.append(f"--- perf: {row}, queues={q}: failed: {e}")
     finally:
         for p in _started:
             kill(p)
@@ -508,8 +548,7 @@ def main():
         nft, t1, t2 = (med.get((row, c)) for c in ("nft", "tandem-q1", "tandem-q2"))
         r1 = t1 / nft if (t1 is not None and nft) else None
         r2 = t2 / nft if (t2 is not None and nft) else None
-        best = max([x for x in (r1, r2) if x is not None], default=None)
-        result = "n/a" if best is None else ("PASS" if best >= 0.8 else "FAIL")
+        result = verdict(res, row)
         ratio = f"{'-' if r1 is None else f'{r1:.2f}'} / {'-' if r2 is None else f'{r2:.2f}'}"
         print(f"{row:14} | {UNITS[row]:7} | {fmt(med.get((row, 'plain'))):>7} | {fmt(nft):>12} | "
               f"{fmt(t1):>9} | {fmt(t2):>9} | {ratio:>18} | {result}")

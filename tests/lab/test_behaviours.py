@@ -150,7 +150,7 @@ import json, socket, struct, sys, threading, time
 mode, addr, port, logpath = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 lock = threading.Lock()
 def log(**kv):
-    kv["t"] = time.time()
+    kv["t"] = time.monotonic()
     with lock, open(logpath, "a") as f:
         f.write(json.dumps(kv) + "\n")
 def conn(c, peer):
@@ -220,12 +220,12 @@ class Server:
         return [e for e in out if ev is None or e["ev"] == ev]
 
     def wait_event(self, ev, pred=lambda e: True, timeout=5.0, what=""):
-        deadline = time.time() + timeout
+        deadline = time.monotonic() + timeout
         while True:
             hits = [e for e in self.events(ev) if pred(e)]
             if hits:
                 return hits
-            if time.time() > deadline:
+            if time.monotonic() > deadline:
                 raise TestFailure(f"server: no '{ev}' event within {timeout} s ({what}); "
                                   f"events: {self.events()}")
             time.sleep(0.05)
@@ -240,8 +240,8 @@ class Server:
 def wait_listen(lab, host, mode, addr, port, timeout=10):
     opt = "-Hlnt" if mode == "tcp" else "-Hlnu"
     want = f"{addr}:{port}"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if want in lab.sh(host, f"ss {opt}").stdout:
             return
         time.sleep(0.05)
@@ -270,12 +270,12 @@ def brief(st):
 
 def stats_wait(node, pred, timeout, what):
     """Poll the stats file until pred(stats); returns (stats, time seen)."""
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout
     while True:
         st = node.stats(settle=0)
         if pred(st):
-            return st, time.time()
-        if time.time() > deadline:
+            return st, time.monotonic()
+        if time.monotonic() > deadline:
             raise TestFailure(f"{what}: not seen within {timeout} s; {brief(st)}")
         time.sleep(0.05)
 
@@ -380,12 +380,12 @@ def test_drop_and_reject_rules(lab):
         """)
         check(res == "timeout", f"TCP connect to dmz {DMZ}:80: expected a timeout, got {res}")
         res = cli.run(f"""
-            a = sr1(IP(dst="{DMZ}")/TCP(sport=43100, dport=80, flags="S", seq=100), timeout=2)
-            b = sr1(IP(dst="{DMZ}")/UDP(sport=43101, dport=53)/b"q", timeout=2)
-            c = sr1(IP(dst="{DMZ}")/ICMP(id=0x7432), timeout=2)
-            out = [x is None for x in (a, b, c)]
+            ans, unans = sr([IP(dst="{DMZ}")/TCP(sport=43100, dport=80, flags="S", seq=100),
+                             IP(dst="{DMZ}")/UDP(sport=43101, dport=53)/b"q",
+                             IP(dst="{DMZ}")/ICMP(id=0x7432)], timeout=2)
+            out = [a.summary() for a in ans]
         """)
-        check(res == [True, True, True], f"dmz answered crafted TCP/UDP/ICMP: {res}")
+        check(res == [], f"dmz answered crafted TCP/UDP/ICMP: {res}")
         st = stats_now(node)
         check(drop(st, "rule-drop") >= 4, f"rule-drop must count every dmz packet (>= 4); {brief(st)}")
         n = count(cap_dmz, "")
@@ -458,11 +458,11 @@ def test_tcp_initial_timeout_short(lab):
         synack = ('send(IP(src="{w}", dst="{c}")/TCP(sport=443, dport={p}, flags="SA", '
                   'seq=77000, ack=1001), iface="eth0")')
 
-        t0 = time.time()
+        t0 = time.monotonic()
         cli.run(f'send(IP(dst="{WEB}")/TCP(sport=43200, dport=443, flags="S", seq=1000))')
         st, _ = stats_wait(node, lambda s: s["created"]["tcp"] == 1, 5, "session of the SYN")
         # it lives through most of its 4 s ...
-        time.sleep(max(0.0, t0 + 2.5 - time.time()))
+        time.sleep(max(0.0, t0 + 2.5 - time.monotonic()))
         st = node.stats(settle=0)
         check(ended(st, "expired") == 0 and st["sessions"]["live"] == 1,
               f"syn-sent session gone before 2.5 s of its 4 s; {brief(st)}")
@@ -545,10 +545,10 @@ def test_rst_invalidate(lab):
 
         # rst_invalidate = false: closed for tcp_closed (2 s), then expired
         node = Node(lab, config(queues=2, tcp="rst_invalidate = false;"))
-        t_cmd = time.time()
+        t_cmd = time.monotonic()
         port2 = rst_connection(cli)
         check(isinstance(port2, int), f"client did not see the server's RST: {port2}")
-        time.sleep(max(0.0, t_cmd + 1.2 - time.time()))
+        time.sleep(max(0.0, t_cmd + 1.2 - time.monotonic()))
         st = node.stats(settle=0)
         check(ended(st, "rst") == 0 and ended(st, "expired") == 0 and st["sessions"]["live"] == 1,
               f"with rst_invalidate = false the session must outlive the RST; {brief(st)}")
@@ -614,8 +614,9 @@ def test_fin_invalidate(lab):
         srv.wait_event("eof", lambda e: e["peer"].endswith(f":{p2}"), 5,
                        "default: the client's FIN must reach the server")
         st = stats_now(node)
-        check(ended(st, "fin") == 0 and st["sessions"]["live"] == 1 and st["verdict"]["drop"] == 0,
-              f"default: the FIN must not end the session nor anything be dropped; {brief(st)}")
+        # (drops here are the first connection's retransmitted FINs)
+        check(ended(st, "fin") == 0 and st["sessions"]["live"] == 1,
+              f"default: the FIN must not end the session; {brief(st)}")
 
         fins = cap.read(f"ip.src == {C1} && tcp.flags.fin == 1", fields=("tcp.srcport",))
         ports = {int(r[0]) for r in fins}
@@ -648,14 +649,14 @@ def test_half_close_tcp_wait_then_data_dropped(lab):
         peer = f"{C1}:{port}"
         for i in (1, 2, 3):
             cli.run(f's.sendall(b"half{i}\\n")')
-            t_last = time.time()
+            t_last = time.monotonic()
             srv.wait_event("data", lambda e: e["peer"] == peer and f"half{i}" in e["data"], 5,
                            f"half-close: the client's data half{i} must reach the server")
             time.sleep(0.5)
         st = node.stats(settle=0)
         check(ended(st, "expired") == 0 and st["sessions"]["live"] == 1,
               f"the half-closed session must be live while data flows; {brief(st)}")
-        time.sleep(max(0.0, t_last + 2.5 - time.time()))
+        time.sleep(max(0.0, t_last + 2.5 - time.monotonic()))
         st = node.stats(settle=0)
         check(ended(st, "expired") == 0, f"tcp-wait session expired within 2.5 s of idle; {brief(st)}")
         st, t_exp = stats_wait(node, lambda s: ended(s, "expired") == 1, 4 + LATE,
@@ -703,7 +704,7 @@ def test_udp_timeout(lab):
                 out = u.recv(200).decode()
             """)
             check(got == f"reply delay={delay} {tag}", f"reply {delay} s after the request: {got!r}")
-        t_req = time.time()
+        t_req = time.monotonic()
         cli.run('u.send(b"delay=5.5 tag-c"); out = None')
         st, t_exp = stats_wait(node, lambda s: ended(s, "expired") == 1, 4 + LATE,
                                "expiry of the idle UDP session")
@@ -733,23 +734,6 @@ def test_udp_timeout(lab):
 
 # ---- 8 ------------------------------------------------------------------
 
-def udp_until_refused(cli, src=None):
-    return cli.run(f"""
-        v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        {"v.bind(('%s', 0))" % src if src else ""}
-        v.settimeout(3)
-        v.connect(("{DNS}", 53))
-        v.send(b"anyone")
-        try:
-            out = "reply " + v.recv(100).decode()
-        except ConnectionRefusedError:
-            out = "refused"
-        except socket.timeout:
-            out = "timeout"
-        v.close()
-    """)
-
-
 def test_icmp_error_ends_udp_session(lab):
     """A UDP session (request and reply seen) to 10.2.0.53:53; the echo
     server stops; the next datagram draws a port unreachable from the
@@ -773,9 +757,9 @@ def test_icmp_error_ends_udp_session(lab):
         """)
         check(got == "first", f"echo before the server stops: {got!r}")
         echo.stop()
-        deadline = time.time() + 10
+        deadline = time.monotonic() + 10
         while f"{DNS}:53" in lab.sh("srv", "ss -Hlnu").stdout:
-            check(time.time() < deadline, "echo server still listens after being stopped")
+            check(time.monotonic() < deadline, "echo server still listens after being stopped")
             time.sleep(0.05)
         got = cli.run("""
             u.send(b"second")
@@ -817,7 +801,29 @@ def test_icmp_error_ends_udp_session_multiqueue(lab):
         for a in EXTRA_SRC:
             lab.sh("c1", f"ip addr add {a}/16 dev eth0", check_rc=True)
         cli = Agent(lab, "c1")
-        res = {a: udp_until_refused(cli, a) for a in EXTRA_SRC}
+        # one datagram from each address to a port nobody listens on;
+        # a connected UDP socket reports the port unreachable as ECONNREFUSED
+        res = cli.run(f"""
+            import select
+            socks = {{}}
+            for a in {EXTRA_SRC!r}:
+                v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                v.bind((a, 0))
+                v.connect(("{DNS}", 53))
+                v.send(b"anyone")
+                socks[v] = a
+            out = {{a: "timeout" for a in socks.values()}}
+            deadline = time.monotonic() + 3
+            while socks and time.monotonic() < deadline:
+                r, _, _ = select.select(list(socks), [], [], max(0, deadline - time.monotonic()))
+                for v in r:
+                    try:
+                        out[socks[v]] = "reply " + v.recv(100).decode()
+                    except ConnectionRefusedError:
+                        out[socks[v]] = "refused"
+                    v.close()
+                    del socks[v]
+        """)
         st = stats_now(node)
         bad = sorted(a for a, r in res.items() if r != "refused")
         check(not bad and ended(st, "icmp-error") == len(EXTRA_SRC),
@@ -915,7 +921,8 @@ def test_tracking_modes_ladder(lab):
             return count(cap_s, flt)
 
         # server side
-        check(seen('udp') == 0, "server side saw UDP from the client (none was sent)")
+        rows = cap_s.read(f"ip.src == {C1} && udp", fields=("frame.number", "ip.src", "ip.dst", "ip.proto", "icmp.type", "udp.srcport", "udp.dstport"))
+        check(not rows, f"server side saw UDP from the client (none was sent): {rows}")
         check(seen(f'ip.dst == {WEB_LOOSE} && tcp.payload contains "midstream"') == 1,
               "loose: the mid-stream segment to 10.2.0.12 must reach the server")
         check(seen(f'ip.dst == {WEB} && tcp.payload contains "midstream"') == 0,
