@@ -178,6 +178,7 @@ struct ctl {
 	bool config_busy;
 	uint64_t started_ms;
 	char path[108];
+	char file[4096];               /* the config file SIGHUP re-reads */
 };
 
 struct wr {
@@ -701,7 +702,7 @@ static void do_status(struct ctl *c, struct conn *cn, uint64_t seq)
 	st.policy_hash = hash_hex(c->cur, h);
 	st.rules = c->cur->cfg->n_rules;
 	st.version = VERSION;
-	st.config_path = c->cur->cfg->path;
+	st.config_path = c->file;
 	Tandem__CtlReply rep = TANDEM__CTL_REPLY__INIT;
 	rep.seq = seq;
 	rep.node = &st;
@@ -979,6 +980,7 @@ int ctl_new(uv_loop_t *loop, struct node_conf *running, unsigned nshards,
 	c->ops = ops;
 	c->arg = arg;
 	c->started_ms = clock_now_ms();
+	snprintf(c->file, sizeof(c->file), "%s", running->cfg->path);
 	uv_async_init(loop, &c->wake, on_wake);
 	c->wake.data = c;
 	*ret = c;
@@ -1033,22 +1035,16 @@ int ctl_listen(struct ctl *c, const char *path, char *err, size_t errlen)
 
 void ctl_reload_file(struct ctl *c)
 {
-	char err[512] = "", *text = NULL;
+	char err[512] = "";
 	if (c->config_busy) {
 		fprintf(stderr, "tandem-node: SIGHUP: a config change is running; try again\n");
 		return;
 	}
-	int r = read_text_file(c->cur->cfg->path, &text, err, sizeof(err));
-	if (r < 0) {
-		fprintf(stderr, "tandem-node: SIGHUP: %s\n", err);
-		return;
-	}
 	struct req *q = calloc(1, sizeof(*q));
 	struct node_conf *nc = NULL;
-	r = q ? node_conf_new(NULL, c->cur->cfg->path, c->lim,
-			      c->cur->ctx.zones_by_iface, &nc, err, sizeof(err))
-	      : -ENOMEM;
-	free(text);
+	int r = q ? node_conf_new(NULL, c->file, c->lim,
+				  c->cur->ctx.zones_by_iface, &nc, err, sizeof(err))
+		  : -ENOMEM;
 	if (r < 0) {
 		free(q);
 		fprintf(stderr, "tandem-node: SIGHUP: config refused, old policy kept: %s\n", err);

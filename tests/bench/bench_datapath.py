@@ -160,6 +160,31 @@ def ct_count():
         return -1
 
 
+# Flush the firewall namespace's conntrack table (ctnetlink
+# IPCTNL_MSG_CT_DELETE without attributes), so that the entries of a
+# new-sessions run neither linger into the next configuration's
+# measurements nor expire in the middle of them. No conntrack tool needed.
+CT_FLUSH = r"""
+import socket, struct
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
+s.bind((0, 0))
+for fam in (2, 10):
+    body = struct.pack("BBH", fam, 0, 0)  # nfgenmsg
+    hdr = struct.pack("=IHHII", 16 + len(body), (1 << 8) | 2, 0x1 | 0x4, fam, 0)
+    s.send(hdr + body)
+    ack = s.recv(4096)
+    err = struct.unpack_from("=i", ack, 16)[0]
+    if err not in (0, -2):
+        raise SystemExit(f"conntrack flush: error {err}")
+"""
+
+
+def ct_flush():
+    r = sh("fw", f"/usr/bin/python3 -c '{CT_FLUSH}'", timeout=60)
+    if r.returncode:
+        print("  warning: " + r.stderr.strip()[-300:], flush=True)
+
+
 # --- configurations -----------------------------------------------------------
 
 class Config:
@@ -189,6 +214,8 @@ class Config:
                       flush=True)
             self.node = None
         sh("fw", "nft flush ruleset", timeout=30)
+        if self.name == "nft":
+            ct_flush()
         return False
 
     def node_stats(self):
@@ -410,7 +437,7 @@ def profile(bench, lab, row, queues, seconds):
     out.append("CPU by command, whole machine (perf record -a -g, share of samples):")
     out += report(all_data, "comm", 0.5, n=12)
     out.append("top symbols, whole machine (self):")
-    out += report(all_data, "comm,symbol", 1.0, n=25)
+    out += report(all_data, "comm,symbol", 0.8, n=25)
     out.append("top symbols, tandem-node threads (perf record -g -p, self):")
     out += report(node_data, "symbol", 1.0, n=25)
     out.append("tandem-node threads, inclusive (children) - where the worker's time goes:")
@@ -482,18 +509,22 @@ def main():
             order = configs[run % len(configs):] + configs[:run % len(configs)]
             for c in order:
                 cfg = Config(c, lab)
-                with cfg:
-                    for row in rows:
-                        time.sleep(0.5)
-                        try:
-                            v, note = bench.measure(cfg, row)
-                        except Exception as e:  # noqa: BLE001 - record, go on
-                            v, note = None, f"ERROR {e}"
-                        if v is not None:
-                            res[(row, c)].append(v)
-                        line = f"run {run + 1} {c:9} {row:13} {fmt(v):>7} {UNITS[row]:7} {note}"
-                        notes.append(line)
-                        print(line, flush=True)
+                try:
+                    with cfg:
+                        for row in rows:
+                            time.sleep(0.5)
+                            try:
+                                v, note = bench.measure(cfg, row)
+                            except Exception as e:  # noqa: BLE001 - record, go on
+                                v, note = None, f"ERROR {e}"
+                            if v is not None:
+                                res[(row, c)].append(v)
+                            line = (f"run {run + 1} {c:9} {row:13} {fmt(v):>7} {UNITS[row]:7} "
+                                    f"{note}")
+                            notes.append(line)
+                            print(line, flush=True)
+                except Exception as e:  # noqa: BLE001 - a config that fails to start
+                    print(f"run {run + 1} {c:9} configuration failed: {e}", flush=True)
         if a.perf:
             prow = [r for r in a.perf_rows.split(",") if r]
             if prow == ["auto"]:
@@ -517,6 +548,8 @@ def main():
     print("=" * 100)
     print("tandem data-path benchmark (tests/bench/bench_datapath.py)")
     print(f"source: {git_state()}")
+    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(node)))
+    print(f"node: {node} (built {built}; the tree may have changed since)")
     print(f"machine: {os.cpu_count()} CPUs, kernel {os.uname().release}; {quiet}")
     print(f"during the run ({elapsed:.0f} min): load1 {la_start:.2f} at start, {la_end:.2f} at end; "
           f"other tdm- namespaces: {len(others_start)} at start, {len(others_end)} at end")
