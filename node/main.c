@@ -222,8 +222,7 @@ static void on_uv_signal(uv_signal_t *h, int sig)
 	uv_close((uv_handle_t *)&nr->sig_term, NULL);
 	uv_close((uv_handle_t *)&nr->sig_int, NULL);
 	uv_close((uv_handle_t *)&nr->sig_hup, NULL);
-	if (uv_is_active((uv_handle_t *)&nr->stats_timer) || nr->stats_path)
-		uv_close((uv_handle_t *)&nr->stats_timer, NULL);
+	uv_close((uv_handle_t *)&nr->stats_timer, NULL);
 	if (nr->w)
 		uv_close((uv_handle_t *)&nr->iface_timer, NULL);
 }
