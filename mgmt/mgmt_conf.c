@@ -150,6 +150,7 @@ static int load_users(struct ld *L, const config_setting_t *root,
 	c->users = calloc((size_t)n, sizeof(*c->users));
 	if (!c->users)
 		return -ENOMEM;
+	c->n_users = (unsigned)n; /* all wiped on free, even after an error */
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *u = config_setting_get_elem(us, (unsigned)i);
 		struct mgmt_user *mu = &c->users[i];
@@ -199,7 +200,6 @@ static int load_users(struct ld *L, const config_setting_t *root,
 			mu->role = ROLE_ADMIN;
 		else
 			return fail(L, u, path, "unknown role '%s' (admin, read-only)", role);
-		c->n_users = (unsigned)i + 1;
 	}
 	return 0;
 }

@@ -179,6 +179,12 @@ struct ctl {
 	uint64_t started_ms;
 	char path[108];
 	char file[4096];               /* the config file SIGHUP re-reads */
+	/* replication */
+	struct conn *subscriber;       /* tandem-syncd's stream, or NULL */
+	uv_timer_t drain;
+	struct sync_rec *drain_buf;
+	unsigned bulks_running;
+	char role[16];
 };
 
 struct wr {
@@ -194,11 +200,11 @@ static void on_written(uv_write_t *w, int status)
 	free(x);
 }
 
-static void send_reply(struct conn *c, Tandem__CtlReply *rep)
+static void send_msg(struct conn *c, const ProtobufCMessage *m)
 {
 	if (!c || c->closing)
 		return;
-	size_t n = tandem__ctl_reply__get_packed_size(rep);
+	size_t n = protobuf_c_message_get_packed_size(m);
 	struct wr *x = malloc(sizeof(*x));
 	uint8_t *d = malloc(n + 4);
 	if (!x || !d) {
@@ -210,13 +216,18 @@ static void send_reply(struct conn *c, Tandem__CtlReply *rep)
 	d[1] = (uint8_t)(n >> 16);
 	d[2] = (uint8_t)(n >> 8);
 	d[3] = (uint8_t)n;
-	tandem__ctl_reply__pack(rep, d + 4);
+	protobuf_c_message_pack(m, d + 4);
 	x->data = d;
 	uv_buf_t b = uv_buf_init((char *)d, (unsigned)(n + 4));
 	if (uv_write(&x->w, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
 		free(d);
 		free(x);
 	}
+}
+
+static void send_reply(struct conn *c, Tandem__CtlReply *rep)
+{
+	send_msg(c, &rep->base);
 }
 
 static void reply_error(struct conn *c, uint64_t seq, int status,
@@ -464,8 +475,10 @@ static void start_jobs(struct ctl *c, struct req *r, enum job_kind kind,
 static void free_req(struct req *r, unsigned nshards)
 {
 	if (r->jobs)
-		for (unsigned i = 0; i < nshards; i++)
+		for (unsigned i = 0; i < nshards; i++) {
 			free(r->jobs[i].out);
+			free(r->jobs[i].apply);
+		}
 	free(r->jobs);
 	free(r);
 }
@@ -571,6 +584,9 @@ static void finish_config(struct ctl *c, struct req *r)
 	c->config_busy = false;
 }
 
+static void finish_bulk(struct ctl *c);
+static void finish_sync(struct ctl *c, struct req *r);
+
 static void on_wake(uv_async_t *a)
 {
 	struct ctl *c = a->data;
@@ -600,6 +616,12 @@ static void on_wake(uv_async_t *a)
 		    r->cmd == TANDEM__CTL_REQUEST__CMD__CONFIG_CHECK ||
 		    r->cmd == TANDEM__CTL_REQUEST__CMD__CONFIG_ROLLBACK)
 			finish_config(c, r);
+		else if (r->jobs[0].kind == JOB_DUMP)
+			finish_bulk(c);
+		else if (r->jobs[0].kind == JOB_APPLY ||
+			 r->jobs[0].kind == JOB_DIGEST ||
+			 r->jobs[0].kind == JOB_PROMOTE)
+			finish_sync(c, r);
 		else
 			finish_sessions(c, r);
 		free_req(r, c->nshards);
@@ -609,6 +631,329 @@ static void on_wake(uv_async_t *a)
 void ctl_wake(struct ctl *c)
 {
 	uv_async_send(&c->wake);
+}
+
+/* ---- replication ------------------------------------------------------- */
+
+#define DRAIN_MS 5
+#define DRAIN_BATCH 1024
+#define SUBSCRIBER_MAX_QUEUED (32u << 20)
+
+static Tandem__SessionEvent__Type type_to_wire(uint8_t t)
+{
+	switch ((enum sync_type)t) {
+	case SYNC_CREATE: return TANDEM__SESSION_EVENT__TYPE__CREATE;
+	case SYNC_STATE: return TANDEM__SESSION_EVENT__TYPE__STATE;
+	case SYNC_REFRESH: return TANDEM__SESSION_EVENT__TYPE__REFRESH;
+	case SYNC_EXPIRE: return TANDEM__SESSION_EVENT__TYPE__EXPIRE;
+	default: return TANDEM__SESSION_EVENT__TYPE__DELETE;
+	}
+}
+
+static uint8_t type_from_wire(Tandem__SessionEvent__Type t)
+{
+	switch (t) {
+	case TANDEM__SESSION_EVENT__TYPE__CREATE: return SYNC_CREATE;
+	case TANDEM__SESSION_EVENT__TYPE__STATE: return SYNC_STATE;
+	case TANDEM__SESSION_EVENT__TYPE__REFRESH: return SYNC_REFRESH;
+	case TANDEM__SESSION_EVENT__TYPE__EXPIRE: return SYNC_EXPIRE;
+	default: return SYNC_DELETE;
+	}
+}
+
+static void send_stream(struct ctl *c, Tandem__SyncStream *m)
+{
+	send_msg(c->subscriber, &m->base);
+}
+
+static uint64_t dropped_total(struct ctl *c)
+{
+	uint64_t d = 0;
+	for (unsigned i = 0; i < c->nshards; i++) {
+		struct sync_out *o = c->ops->sync(c->arg, i);
+		if (o)
+			d += atomic_load(&o->dropped);
+	}
+	return d;
+}
+
+/* Move every queued event of every shard to the subscriber. */
+static void drain_rings(struct ctl *c)
+{
+	if (!c->subscriber || c->subscriber->closing)
+		return;
+	/* a slow syncd: leave the events in the rings (full rings count
+	 * drops) rather than queue without bound here */
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->subscriber->pipe) >
+	    SUBSCRIBER_MAX_QUEUED)
+		return;
+	static struct wire_sess ws[DRAIN_BATCH];
+	static Tandem__SessionEvent ev[DRAIN_BATCH];
+	static Tandem__SessionEvent *evp[DRAIN_BATCH];
+	static struct sess_copy cps[DRAIN_BATCH]; /* the wire points into these */
+	uint64_t now = clock_now_ms();
+	for (unsigned i = 0; i < c->nshards; i++) {
+		struct sync_out *o = c->ops->sync(c->arg, i);
+		if (!o)
+			continue;
+		unsigned n;
+		while ((n = sync_pop(o, c->drain_buf, DRAIN_BATCH)) > 0) {
+			for (unsigned k = 0; k < n; k++) {
+				const struct sync_rec *r = &c->drain_buf[k];
+				int32_t left = (int32_t)(r->expire - (uint32_t)now);
+				cps[k].s = r->s;
+				cps[k].remaining_ms = left > 0 ? (uint32_t)left : 0;
+				cps[k].shard = (uint8_t)i;
+				sess_to_wire(&ws[k], &cps[k], c->cur, now);
+				tandem__session_event__init(&ev[k]);
+				ev[k].type = type_to_wire(r->type);
+				ev[k].session = &ws[k].s;
+				evp[k] = &ev[k];
+			}
+			Tandem__EventBatch b = TANDEM__EVENT_BATCH__INIT;
+			b.n_events = n;
+			b.events = evp;
+			Tandem__SyncStream m = TANDEM__SYNC_STREAM__INIT;
+			m.events = &b;
+			m.has_dropped = true;
+			m.dropped = dropped_total(c);
+			send_stream(c, &m);
+		}
+	}
+}
+
+static void on_drain(uv_timer_t *t)
+{
+	drain_rings(t->data);
+}
+
+static void set_subscribed(struct ctl *c, bool on)
+{
+	for (unsigned i = 0; i < c->nshards; i++) {
+		struct sync_out *o = c->ops->sync(c->arg, i);
+		if (o)
+			atomic_store(&o->subscribed, on);
+	}
+}
+
+static struct req *new_req(struct conn *cn, const Tandem__CtlRequest *q)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	if (!r) {
+		reply_error(cn, q ? q->seq : 0, 500, "out of memory");
+		return NULL;
+	}
+	r->c = cn;
+	r->seq = q ? q->seq : 0;
+	r->cmd = q ? q->cmd : TANDEM__CTL_REQUEST__CMD__SYNC_BULK;
+	return r;
+}
+
+/* Post the jobs of r (already filled) to every shard. */
+static void post_jobs(struct ctl *c, struct req *r)
+{
+	for (unsigned i = 0; i < c->nshards; i++)
+		r->jobs[i].owner = r;
+	r->next = c->reqs;
+	c->reqs = r;
+	for (unsigned i = 0; i < c->nshards; i++)
+		enqueue(c, i, &r->jobs[i]);
+}
+
+static bool alloc_jobs(struct ctl *c, struct req *r, enum job_kind kind)
+{
+	r->jobs = calloc(c->nshards, sizeof(*r->jobs));
+	if (!r->jobs) {
+		reply_error(r->c, r->seq, 500, "out of memory");
+		free(r);
+		return false;
+	}
+	for (unsigned i = 0; i < c->nshards; i++)
+		r->jobs[i].kind = kind;
+	return true;
+}
+
+/* A bulk dump: every local session as CREATE, through the rings. */
+static void start_bulk(struct ctl *c)
+{
+	struct req *r = new_req(NULL, NULL);
+	if (!r || !alloc_jobs(c, r, JOB_DUMP))
+		return;
+	c->bulks_running++;
+	Tandem__SyncStream m = TANDEM__SYNC_STREAM__INIT;
+	m.has_bulk_begin = true;
+	m.bulk_begin = true;
+	send_stream(c, &m);
+	post_jobs(c, r);
+}
+
+static void finish_bulk(struct ctl *c)
+{
+	drain_rings(c);
+	Tandem__SyncStream m = TANDEM__SYNC_STREAM__INIT;
+	m.has_bulk_end = true;
+	m.bulk_end = true;
+	send_stream(c, &m);
+	if (c->bulks_running)
+		c->bulks_running--;
+}
+
+static void do_subscribe(struct ctl *c, struct conn *cn, uint64_t seq)
+{
+	if (!c->ops->sync || !c->ops->sync(c->arg, 0)) {
+		reply_error(cn, seq, 503, "replication is off in this node");
+		return;
+	}
+	if (c->subscriber && c->subscriber != cn) {
+		reply_error(cn, seq, 409, "another syncd is subscribed");
+		return;
+	}
+	c->subscriber = cn;
+	set_subscribed(c, true);
+	Tandem__CtlReply rep = TANDEM__CTL_REPLY__INIT;
+	rep.seq = seq;
+	send_reply(cn, &rep);
+	start_bulk(c);
+}
+
+static int session_from_wire(const Tandem__Session *w,
+			     const struct node_conf *nc, uint64_t now_ms,
+			     struct peer_rec *out)
+{
+	const Tandem__SessionKey *k = w->key;
+	if (!k || k->addr0.len != 16 || k->addr1.len != 16 ||
+	    (k->family != 4 && k->family != 6) || k->proto > 255 ||
+	    k->port0 > 65535 || k->port1 > 65535 || k->zone > 65535)
+		return -EINVAL;
+	int st = state_from_wire(w->state);
+	if (st < 0 || w->mode > 3 || w->flags > 255 ||
+	    w->rule >= nc->cfg->n_rules)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	struct sess *s = &out->s;
+	memcpy(s->key.addr[0], k->addr0.data, 16);
+	memcpy(s->key.addr[1], k->addr1.data, 16);
+	s->key.port[0] = (uint16_t)k->port0;
+	s->key.port[1] = (uint16_t)k->port1;
+	s->key.zone = (uint16_t)k->zone;
+	s->key.proto = (uint8_t)k->proto;
+	s->key.family = (uint8_t)k->family;
+	s->id = w->id;
+	s->state = (uint8_t)st;
+	s->flags = (uint8_t)w->flags;
+	s->rule = (uint16_t)w->rule;
+	s->mode = (uint8_t)w->mode;
+	s->pkts[0] = (uint32_t)w->pkts0;
+	s->pkts[1] = (uint32_t)w->pkts1;
+	s->bytes[0] = w->bytes0;
+	s->bytes[1] = w->bytes1;
+	s->wscale = w->has_wscale ? (uint8_t)w->wscale : 0;
+	s->created = (uint32_t)(now_ms / 1000u) - (w->has_age_s ? w->age_s : 0);
+	s->iface[0] = w->iface0 ? config_iface_id(nc->cfg, w->iface0) : 0;
+	s->iface[1] = w->iface1 ? config_iface_id(nc->cfg, w->iface1) : 0;
+	if (w->tcp0) {
+		s->tcp[0].end = w->tcp0->end;
+		s->tcp[0].maxend = w->tcp0->maxend;
+		s->tcp[0].maxwin = w->tcp0->maxwin;
+	}
+	if (w->tcp1) {
+		s->tcp[1].end = w->tcp1->end;
+		s->tcp[1].maxend = w->tcp1->maxend;
+		s->tcp[1].maxwin = w->tcp1->maxwin;
+	}
+	out->remaining_ms = w->remaining_ms;
+	return 0;
+}
+
+static void do_apply(struct ctl *c, struct conn *cn, const Tandem__CtlRequest *q)
+{
+	const Tandem__EventBatch *b = q->events;
+	size_t n = b ? b->n_events : 0;
+	struct req *r = new_req(cn, q);
+	if (!r || !alloc_jobs(c, r, JOB_APPLY))
+		return;
+	uint32_t *count = calloc(c->nshards, sizeof(uint32_t));
+	for (unsigned i = 0; count && i < c->nshards; i++) {
+		r->jobs[i].apply = calloc(n ? n : 1, sizeof(struct peer_rec));
+		if (!r->jobs[i].apply) {
+			free(count);
+			count = NULL;
+		}
+	}
+	if (!count) {
+		reply_error(cn, q->seq, 500, "out of memory");
+		free_req(r, c->nshards);
+		return;
+	}
+	uint64_t now = clock_now_ms(), bad = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct peer_rec pr;
+		const Tandem__SessionEvent *e = b->events[k];
+		if (!e->session || session_from_wire(e->session, c->cur, now, &pr) < 0) {
+			bad++;
+			continue;
+		}
+		pr.type = type_from_wire(e->type);
+		unsigned sh = pipeline_shard_of_addrs(pr.s.key.family,
+						      pr.s.key.addr[0],
+						      pr.s.key.addr[1], c->nshards);
+		r->jobs[sh].apply[count[sh]++] = pr;
+	}
+	for (unsigned i = 0; i < c->nshards; i++)
+		r->jobs[i].n_apply = count[i];
+	free(count);
+	r->limit = (uint32_t)bad; /* reported as refused */
+	post_jobs(c, r);
+}
+
+static void finish_sync(struct ctl *c, struct req *r)
+{
+	Tandem__CtlReply rep = TANDEM__CTL_REPLY__INIT;
+	Tandem__SyncDigest dg = TANDEM__SYNC_DIGEST__INIT;
+	rep.seq = r->seq;
+	uint64_t applied = 0, conflicts = 0, refused = r->limit;
+	for (unsigned i = 0; i < c->nshards; i++) {
+		applied += r->jobs[i].applied;
+		conflicts += r->jobs[i].conflicts;
+		refused += r->jobs[i].refused;
+		dg.xor_hash ^= r->jobs[i].xor_hash;
+		dg.local += r->jobs[i].local;
+		dg.peer += r->jobs[i].peer;
+	}
+	switch (r->cmd) {
+	case TANDEM__CTL_REQUEST__CMD__SYNC_APPLY:
+		rep.has_count = true;
+		rep.count = applied;
+		if (conflicts || refused) {
+			static char msg[96];
+			snprintf(msg, sizeof(msg), "applied %llu conflicts %llu refused %llu",
+				 (unsigned long long)applied,
+				 (unsigned long long)conflicts,
+				 (unsigned long long)refused);
+			rep.error = msg;
+		}
+		break;
+	case TANDEM__CTL_REQUEST__CMD__SYNC_DIGEST:
+		dg.sessions = dg.local + dg.peer;
+		rep.digest = &dg;
+		break;
+	case TANDEM__CTL_REQUEST__CMD__PROMOTE:
+		rep.has_count = true;
+		rep.count = dg.local;
+		break;
+	default:
+		break;
+	}
+	send_reply(r->c, &rep);
+}
+
+static void sync_cmd(struct ctl *c, struct conn *cn, const Tandem__CtlRequest *q,
+		     enum job_kind kind)
+{
+	struct req *r = new_req(cn, q);
+	if (!r || !alloc_jobs(c, r, kind))
+		return;
+	post_jobs(c, r);
 }
 
 /* ---- commands answered at once ----------------------------------------- */
@@ -703,6 +1048,8 @@ static void do_status(struct ctl *c, struct conn *cn, uint64_t seq)
 	st.rules = c->cur->cfg->n_rules;
 	st.version = VERSION;
 	st.config_path = c->file;
+	if (c->role[0])
+		st.role = c->role;
 	Tandem__CtlReply rep = TANDEM__CTL_REPLY__INIT;
 	rep.seq = seq;
 	rep.node = &st;
@@ -852,6 +1199,42 @@ static void handle(struct ctl *c, struct conn *cn, const Tandem__CtlRequest *q)
 		start_jobs(c, r, k, &f, k == JOB_COLLECT ? r->limit : 0);
 		return;
 	}
+	case TANDEM__CTL_REQUEST__CMD__SYNC_SUBSCRIBE:
+		do_subscribe(c, cn, q->seq);
+		return;
+	case TANDEM__CTL_REQUEST__CMD__SYNC_BULK:
+		if (c->subscriber != cn) {
+			reply_error(cn, q->seq, 409, "not the subscribed connection");
+			return;
+		}
+		{
+			Tandem__CtlReply rep = TANDEM__CTL_REPLY__INIT;
+			rep.seq = q->seq;
+			send_reply(cn, &rep);
+		}
+		start_bulk(c);
+		return;
+	case TANDEM__CTL_REQUEST__CMD__SYNC_APPLY:
+		do_apply(c, cn, q);
+		return;
+	case TANDEM__CTL_REQUEST__CMD__SYNC_DIGEST:
+		sync_cmd(c, cn, q, JOB_DIGEST);
+		return;
+	case TANDEM__CTL_REQUEST__CMD__PROMOTE:
+		sync_cmd(c, cn, q, JOB_PROMOTE);
+		return;
+	case TANDEM__CTL_REQUEST__CMD__ROLE_SET: {
+		if (!q->role || (strcmp(q->role, "active") && strcmp(q->role, "standby"))) {
+			reply_error(cn, q->seq, 400, "role must be active or standby");
+			return;
+		}
+		snprintf(c->role, sizeof(c->role), "%s", q->role);
+		fprintf(stderr, "tandem-node: role %s\n", c->role);
+		Tandem__CtlReply rep = TANDEM__CTL_REPLY__INIT;
+		rep.seq = q->seq;
+		send_reply(cn, &rep);
+		return;
+	}
 	default:
 		reply_error(cn, q->seq, 400, "unknown command");
 	}
@@ -872,6 +1255,10 @@ static void conn_close(struct conn *cn)
 		return;
 	cn->closing = true;
 	struct ctl *c = cn->ctl;
+	if (c->subscriber == cn) {
+		c->subscriber = NULL;
+		set_subscribed(c, false);
+	}
 	for (struct req *r = c->reqs; r; r = r->next)
 		if (r->c == cn)
 			r->c = NULL; /* its jobs finish; the answer is dropped */
@@ -983,6 +1370,17 @@ int ctl_new(uv_loop_t *loop, struct node_conf *running, unsigned nshards,
 	snprintf(c->file, sizeof(c->file), "%s", running->cfg->path);
 	uv_async_init(loop, &c->wake, on_wake);
 	c->wake.data = c;
+	c->drain_buf = calloc(DRAIN_BATCH, sizeof(*c->drain_buf));
+	if (!c->drain_buf) {
+		uv_close((uv_handle_t *)&c->wake, NULL);
+		free(c->queue_head);
+		free(c);
+		return -ENOMEM;
+	}
+	uv_timer_init(loop, &c->drain);
+	c->drain.data = c;
+	if (ops->sync && ops->sync(arg, 0))
+		uv_timer_start(&c->drain, on_drain, DRAIN_MS, DRAIN_MS);
 	*ret = c;
 	return 0;
 }
@@ -1068,6 +1466,7 @@ void ctl_close(struct ctl *c)
 		c->listening = false;
 	}
 	uv_close((uv_handle_t *)&c->wake, NULL);
+	uv_close((uv_handle_t *)&c->drain, NULL);
 }
 
 void ctl_free(struct ctl *c)
@@ -1085,5 +1484,6 @@ void ctl_free(struct ctl *c)
 		node_conf_free(c->prev);
 	node_conf_free(c->cur);
 	free(c->queue_head);
+	free(c->drain_buf);
 	free(c);
 }

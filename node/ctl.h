@@ -43,6 +43,8 @@ struct ctl_shard_ops {
 	/* Counter snapshot of shard i. */
 	void (*read)(void *arg, unsigned shard, struct shard_stats *st,
 		     uint32_t *sessions);
+	/* Replication ring of shard i (NULL: replication off). */
+	struct sync_out *(*sync)(void *arg, unsigned shard);
 };
 
 struct ctl;

@@ -198,8 +198,65 @@ static enum reval_reason revalidate_one(struct ctl_job *j, struct shard *sh,
 	return REVAL_MAX;
 }
 
+/* ---- replication ------------------------------------------------------- */
+
+static void apply_one(struct ctl_job *j, struct shard *sh,
+		      const struct peer_rec *r, uint64_t now)
+{
+	uint32_t h = sess_key_hash(&r->s.key);
+	struct sess *s = sess_table_lookup(sh->tab, &r->s.key, h);
+	if (r->type == SYNC_EXPIRE || r->type == SYNC_DELETE) {
+		if (s && (s->flags & SF_PEER))
+			pipeline_end_session(sh, s, END_PEER);
+		j->applied++;
+		return;
+	}
+	if (s && !(s->flags & SF_PEER)) {
+		/* our own session for the same flow: ours wins */
+		j->conflicts++;
+		return;
+	}
+	uint64_t expire = now + r->remaining_ms;
+	if (!s) {
+		if (sess_table_insert(sh->tab, &r->s.key, h, r->s.id, now,
+				      expire, &s) < 0) {
+			j->refused++;
+			return;
+		}
+		s->created = r->s.created;
+	} else {
+		sess_table_set_expire(sh->tab, s, expire);
+	}
+	s->state = r->s.state;
+	s->flags = (uint8_t)(r->s.flags | SF_PEER);
+	s->rule = r->s.rule;
+	s->mode = r->s.mode & 3; /* limit units stay with the peer */
+	s->wscale = r->s.wscale;
+	s->iface[0] = r->s.iface[0];
+	s->iface[1] = r->s.iface[1];
+	memcpy(s->pkts, r->s.pkts, sizeof(s->pkts));
+	memcpy(s->bytes, r->s.bytes, sizeof(s->bytes));
+	memcpy(s->tcp, r->s.tcp, sizeof(s->tcp));
+	j->applied++;
+}
+
+static uint64_t digest_of(const struct sess *s)
+{
+	uint64_t h = s->id * UINT64_C(0x9E3779B97F4A7C15);
+	h ^= (uint64_t)sess_key_hash(&s->key) << 17 ^ s->state;
+	h = (h ^ (h >> 31)) * UINT64_C(0xBF58476D1CE4E5B9);
+	return h ^ (h >> 29);
+}
+
 bool job_run_slice(struct ctl_job *j, struct shard *sh, uint64_t now)
 {
+	if (j->kind == JOB_APPLY) {
+		uint32_t end = j->cursor + JOB_SLICE < j->n_apply
+				       ? j->cursor + JOB_SLICE : j->n_apply;
+		for (; j->cursor < end; j->cursor++)
+			apply_one(j, sh, &j->apply[j->cursor], now);
+		return j->cursor >= j->n_apply;
+	}
 	if (!j->started) {
 		j->started = true;
 		/* the switch: every packet after this sees the new policy */
@@ -232,6 +289,31 @@ bool job_run_slice(struct ctl_job *j, struct shard *sh, uint64_t now)
 				j->matched++;
 				pipeline_end_session(sh, s, END_CLEARED);
 			}
+			break;
+		case JOB_DUMP:
+			if (s->flags & SF_PEER)
+				break;
+			/* never drop a bulk record: pause until the control
+			 * thread has drained the ring (keep room for live
+			 * events too) */
+			if (sync_room(sh->sync) < 64)
+				return false;
+			sync_push(sh->sync, SYNC_CREATE, s);
+			break;
+		case JOB_PROMOTE:
+			if (s->flags & SF_PEER) {
+				s->flags &= (uint8_t)~SF_PEER;
+				j->local++; /* promoted */
+			}
+			break;
+		case JOB_DIGEST:
+			j->xor_hash ^= digest_of(s);
+			if (s->flags & SF_PEER)
+				j->peer++;
+			else
+				j->local++;
+			break;
+		case JOB_APPLY:
 			break;
 		case JOB_REVALIDATE: {
 			enum reval_reason why = revalidate_one(j, sh, s, now);

@@ -58,7 +58,20 @@ enum reval_reason {
 };
 const char *reval_reason_name(enum reval_reason r);
 
-enum job_kind { JOB_COLLECT, JOB_COUNT, JOB_CLEAR, JOB_REVALIDATE };
+enum job_kind {
+	JOB_COLLECT, JOB_COUNT, JOB_CLEAR, JOB_REVALIDATE,
+	JOB_DUMP,    /* replication: a CREATE event per local session */
+	JOB_APPLY,   /* replication: install/update/remove peer sessions */
+	JOB_PROMOTE, /* takeover: peer sessions become local */
+	JOB_DIGEST,  /* convergence check: a hash over every session */
+};
+
+/* A peer's event, ready for its shard. */
+struct peer_rec {
+	struct sess s;          /* key, id, state, flags, counters, tcp data */
+	uint32_t remaining_ms;  /* time left on the peer */
+	uint8_t type;           /* enum sync_type */
+};
 
 /* A copy of one session with what the control thread cannot compute. */
 struct sess_copy {
@@ -78,6 +91,12 @@ struct ctl_job {
 	const struct node_ctx *old_ctx, *new_ctx;
 	bool dry_run, flush, zones_changed;
 	uint64_t kept, ended[REVAL_MAX];
+	/* APPLY */
+	struct peer_rec *apply;
+	uint32_t n_apply;
+	uint64_t applied, conflicts, refused;
+	/* DIGEST */
+	uint64_t xor_hash, local, peer;
 	/* progress, owned by whoever runs the job */
 	uint32_t cursor;
 	bool started;

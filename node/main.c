@@ -157,7 +157,14 @@ static void offline_read(void *arg, unsigned i, struct shard_stats *st,
 	*sessions = sess_table_count(nr->sh[i].tab);
 }
 
-static const struct ctl_shard_ops offline_ops = {offline_post, offline_read};
+static struct sync_out *offline_sync(void *arg, unsigned i)
+{
+	struct node_run *nr = arg;
+	return nr->sh[i].sync;
+}
+
+static const struct ctl_shard_ops offline_ops = {offline_post, offline_read,
+						 offline_sync};
 
 static void worker_post(void *arg, unsigned i, struct ctl_job *j)
 {
@@ -172,7 +179,24 @@ static void worker_read_op(void *arg, unsigned i, struct shard_stats *st,
 	worker_read(&nr->w[i], st, sessions);
 }
 
-static const struct ctl_shard_ops worker_ops = {worker_post, worker_read_op};
+static struct sync_out *worker_sync(void *arg, unsigned i)
+{
+	struct node_run *nr = arg;
+	return nr->w[i].sh.sync;
+}
+
+static const struct ctl_shard_ops worker_ops = {worker_post, worker_read_op,
+						worker_sync};
+
+#define SYNC_RING_SLOTS 32768
+#define SYNC_REFRESH_MS 1000
+
+/* Every shard can replicate: rings cost 4 MiB each, used only while a
+ * tandem-syncd is subscribed. */
+static int shard_sync_init(struct shard *sh, uint32_t capacity)
+{
+	return sync_out_new(SYNC_RING_SLOTS, capacity, SYNC_REFRESH_MS, &sh->sync);
+}
 
 /* Write the counters to path atomically (temp file + rename). */
 static void write_stats(struct node_run *nr, const struct ctl_shard_ops *ops)
@@ -292,6 +316,8 @@ static int run_pcap(const char *file, struct node_conf *nc, bool serve,
 	unsigned ready = 0;
 	for (; ready < nr.n; ready++) {
 		r = shard_init(&nr.sh[ready], (uint8_t)ready, per_shard, &nc->ctx, t0);
+		if (r == 0 && serve && (r = shard_sync_init(&nr.sh[ready], per_shard)) < 0)
+			shard_fini(&nr.sh[ready]);
 		if (r < 0) {
 			fprintf(stderr, "tandem-node: shard %u: %s\n", ready,
 				strerror(-r));
@@ -396,6 +422,9 @@ static int run_nfq(struct node_conf *nc, const char *stats_path)
 	for (; ready < nr.n; ready++) {
 		r = shard_init(&nr.w[ready].sh, (uint8_t)ready,
 			       cfg->max_sessions / nr.n, &nc->ctx, now);
+		if (r == 0 && (r = shard_sync_init(&nr.w[ready].sh,
+						   cfg->max_sessions / nr.n)) < 0)
+			shard_fini(&nr.w[ready].sh);
 		if (r < 0) {
 			fprintf(stderr, "tandem-node: shard %u: %s\n", ready,
 				strerror(-r));

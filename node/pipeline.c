@@ -56,6 +56,8 @@ void shard_fini(struct shard *sh)
 {
 	sess_table_free(sh->tab);
 	sh->tab = NULL;
+	sync_out_free(sh->sync);
+	sh->sync = NULL;
 }
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -91,10 +93,17 @@ static uint64_t sess_timeout_ms(const struct node_ctx *ctx,
 }
 
 static inline void emit(struct shard *sh, enum sess_event ev,
-			const struct sess *s)
+			const struct sess *s, enum end_reason why)
 {
 	if (sh->on_event)
 		sh->on_event(sh->event_arg, ev, s);
+	/* replication: local sessions only, never what a peer sent */
+	if (sh->sync && !(s->flags & SF_PEER) &&
+	    atomic_load_explicit(&sh->sync->subscribed, memory_order_relaxed))
+		sync_push(sh->sync, ev == SEV_CREATE ? SYNC_CREATE
+				    : ev == SEV_STATE ? SYNC_STATE
+				    : why == END_EXPIRED ? SYNC_EXPIRE
+				    : SYNC_DELETE, s);
 }
 
 static void limits_put(struct shard *sh, const struct sess *s)
@@ -116,7 +125,7 @@ static void account_end(struct shard *sh, struct sess *s, enum end_reason why)
 	sh->st.ended[why]++;
 	sh->st.ended_state[proto_class_of(s->key.proto)][s->state]++;
 	limits_put(sh, s);
-	emit(sh, SEV_END, s);
+	emit(sh, SEV_END, s, why);
 }
 
 void pipeline_end_session(struct shard *sh, struct sess *s,
@@ -136,16 +145,22 @@ static void aged_cb(void *arg, struct sess *s)
 	account_end(arg, s, END_AGED);
 }
 
+/* The kernel's own queue balancing hashes with a random seed, which a peer
+ * cannot reproduce; the node's nft table instead sends a packet to queue
+ * (last byte of source ^ last byte of destination) mod n, the same for
+ * both directions and computable here, so a peer's session can be
+ * installed in the shard that will see its packets. */
+unsigned pipeline_shard_of_addrs(uint8_t family, const uint8_t *a,
+				 const uint8_t *b, unsigned n)
+{
+	unsigned last = family == 4 ? 3 : 15;
+	unsigned v = (unsigned)(a[last] ^ b[last]);
+	return (n & (n - 1)) == 0 ? v & (n - 1) : v % n;
+}
+
 unsigned pipeline_shard_of(const struct pkt *p, unsigned n)
 {
-	uint64_t a[2], b[2];
-	memcpy(a, p->src, 16);
-	memcpy(b, p->dst, 16);
-	/* xor first: the same value for both directions */
-	uint64_t h = (a[0] ^ b[0]) * UINT64_C(0x9E3779B97F4A7C15) ^
-		     (a[1] ^ b[1]) * UINT64_C(0xC2B2AE3D27D4EB4F);
-	h ^= h >> 29;
-	return (unsigned)(((h >> 32) * n) >> 32);
+	return pipeline_shard_of_addrs(p->family, p->src, p->dst, n);
 }
 
 /* Zones of a flow from src to dst. */
@@ -325,7 +340,7 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 	s->pkts[0] = 1;
 	s->bytes[0] = p->len;
 	sh->st.created[pc]++;
-	emit(sh, SEV_CREATE, s);
+	emit(sh, SEV_CREATE, s, END_MAX);
 	res->sess = s;
 	count_verdict(sh, res, V_ACCEPT, DROP_NONE);
 }
@@ -396,10 +411,13 @@ static bool process(struct shard *sh, const struct pkt *p,
 		pipeline_end_session(sh, s, out.end_reason);
 		return true;
 	}
-	if (out.refresh)
+	if (out.refresh) {
 		sess_table_set_expire(sh->tab, s, now + sess_timeout_ms(ctx, s));
+		if (sh->sync && !(s->flags & SF_PEER))
+			sync_mark(sh->sync, sess_table_index(sh->tab, s));
+	}
 	if (out.state_changed)
-		emit(sh, SEV_STATE, s);
+		emit(sh, SEV_STATE, s, END_MAX);
 	res->sess = s;
 	return false;
 }
@@ -515,5 +533,8 @@ bool pipeline_tick(struct shard *sh, uint64_t now_ms)
 		if (sess_table_count(sh->tab) < sh->age_low)
 			sh->ageing = false;
 	}
+	if (sh->sync && atomic_load_explicit(&sh->sync->subscribed,
+					     memory_order_relaxed))
+		sync_sweep(sh->sync, sh->tab, now_ms, SYNC_SWEEP_WORDS);
 	return done;
 }

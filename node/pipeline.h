@@ -26,6 +26,7 @@
 #include "policy.h"
 #include "sess_table.h"
 #include "stats.h"
+#include "sync.h"
 #include "track.h"
 
 /* Everything a worker reads but never writes. */
@@ -53,6 +54,7 @@ struct shard {
 	unsigned tick_budget;   /* wheel visits per tick */
 	sess_event_fn on_event; /* may be NULL */
 	void *event_arg;
+	struct sync_out *sync;  /* replication; NULL = off */
 };
 
 /* What the caller learns about one packet. */
@@ -79,6 +81,8 @@ void shard_fini(struct shard *sh);
 /* The shard that owns a parsed packet among n (symmetric in direction, by
  * addresses only, as the kernel's queue balancing is). */
 unsigned pipeline_shard_of(const struct pkt *p, unsigned n);
+unsigned pipeline_shard_of_addrs(uint8_t family, const uint8_t *a,
+				 const uint8_t *b, unsigned n);
 
 /* Process a parsed packet. iif/oif: config interface ids (0 = unknown). */
 void pipeline_packet(struct shard *sh, const struct pkt *p, uint8_t iif,
@@ -103,6 +107,9 @@ void pipeline_count_drop(struct shard *sh, enum drop_reason r, uint32_t len);
 /* Expiry and aggressive ageing, bounded by sh->tick_budget visits. Returns
  * true when the wheel has caught up with now. */
 bool pipeline_tick(struct shard *sh, uint64_t now_ms);
+
+/* Words of the refresh bitmap swept per tick (64 sessions each). */
+#define SYNC_SWEEP_WORDS 256
 
 /* End a session now (management clear, revalidation). */
 void pipeline_end_session(struct shard *sh, struct sess *s,

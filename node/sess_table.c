@@ -713,3 +713,8 @@ struct sess *sess_table_at(struct sess_table *t, uint32_t idx)
 		return NULL;
 	return &t->pool[idx];
 }
+
+uint32_t sess_table_index(const struct sess_table *t, const struct sess *s)
+{
+	return pool_idx(t, s);
+}

@@ -175,5 +175,6 @@ void sess_table_foreach(struct sess_table *t, sess_cb cb, void *ctx);
 
 /* Pool index <-> session, for ids and iteration. */
 struct sess *sess_table_at(struct sess_table *t, uint32_t idx);
+uint32_t sess_table_index(const struct sess_table *t, const struct sess *s);
 
 #endif

@@ -22,7 +22,8 @@
 	X(AGED, "aged-early")           /* aggressive ageing */               \
 	X(REOPEN, "reopened")           /* SYN reused the key after close */  \
 	X(CLEARED, "cleared")           /* management clear */                \
-	X(POLICY, "policy")             /* revalidation after a policy change */
+	X(POLICY, "policy")             /* revalidation after a policy change */ \
+	X(PEER, "peer")                 /* the peer expired or deleted it */
 
 enum end_reason {
 #define X_ENUM(id, name) END_##id,

@@ -30,11 +30,13 @@ sleep where a condition can be polled with a deadline (stats_wait, Agent).
 Run (root): TANDEM_NODE=/path/tandem-node /usr/bin/python3 tests/lab/test_behaviours.py
 One test: TANDEM_TEST=udp_timeout ...
 """
+import atexit
 import base64
 import functools
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +61,12 @@ DMZ = "10.3.0.5"         # rule deny-dmz: trust -> dmz drop
 # a session expires up to ~130 ms (wheel slot) + 50 ms (tick) after its
 # timeout, the stats file lags up to 300 ms; 3 s covers a busy scheduler.
 LATE = 3.0
+
+
+# Scratch files of this run (server scripts and logs, the web root), gone
+# at exit; the harness's Node and Capture clean up their own.
+TMP = tempfile.mkdtemp(prefix="tdm-beh-")
+atexit.register(shutil.rmtree, TMP, True)
 
 
 # ---- helpers ------------------------------------------------------------
@@ -205,7 +213,7 @@ class Server:
     """SERVER_CODE in a host; events() reads its log."""
 
     def __init__(self, lab, host, mode, addr, port):
-        self.dir = tempfile.mkdtemp(prefix="tdm-beh-srv-")
+        self.dir = tempfile.mkdtemp(prefix="srv-", dir=TMP)
         self.log = os.path.join(self.dir, "events")
         script = os.path.join(self.dir, "server.py")
         with open(script, "w") as f:
@@ -280,12 +288,6 @@ def stats_wait(node, pred, timeout, what):
         time.sleep(0.05)
 
 
-def stats_now(node):
-    """Counters at least as new as every packet handled before this call
-    (workers publish every 100 ms, the file is rewritten every 200 ms)."""
-    return node.stats(settle=0.5)
-
-
 def ended(st, why):
     return st["ended"][why]
 
@@ -311,7 +313,7 @@ def test_first_packet_creates_session_replies_pass(lab):
     (the rules allow only trust -> untrust) and the server's replies pass
     through it."""
     node = Node(lab, config(queues=2))
-    wwwdir = tempfile.mkdtemp(prefix="tdm-beh-www-")
+    wwwdir = tempfile.mkdtemp(prefix="www-", dir=TMP)
     with open(os.path.join(wwwdir, "index.html"), "w") as f:
         f.write("tandem-behaviours\n")
     lab.bg("srv", f"cd {wwwdir} && exec {PY} -m http.server --bind {WEB} 80")
@@ -339,7 +341,9 @@ def test_first_packet_creates_session_replies_pass(lab):
     """)
     check(rep == [WEB, 0, 0x7431], f"ICMP echo reply from {WEB}: {rep}")
 
-    st = stats_now(node)
+    # (every packet was handled before its reply came back; the counters
+    # follow within a publish + rewrite period)
+    st, _ = stats_wait(node, lambda s: sum(s["created"].values()) >= 3, 5, "three sessions")
     check(st["created"] == {"tcp": 1, "udp": 1, "icmp": 1, "other": 0},
           f"one session per protocol expected; {brief(st)}")
     check(st["verdict"]["drop"] == 0 and st["verdict"]["reject"] == 0,
@@ -386,8 +390,8 @@ def test_drop_and_reject_rules(lab):
             out = [a.summary() for a in ans]
         """)
         check(res == [], f"dmz answered crafted TCP/UDP/ICMP: {res}")
-        st = stats_now(node)
-        check(drop(st, "rule-drop") >= 4, f"rule-drop must count every dmz packet (>= 4); {brief(st)}")
+        stats_wait(node, lambda s: drop(s, "rule-drop") >= 4, 5,
+                   "rule-drop of every dmz packet (the connect's SYN(s), 3 crafted)")
         n = count(cap_dmz, "")
         check(n == 0, f"dmz host captured {n} packets from the clients, expected none")
 
@@ -422,7 +426,7 @@ def test_drop_and_reject_rules(lab):
         check(res is not None, "no answer to UDP to port 7777 (reject-udp-7777)")
         check(res == [WEB, 3, 13, 7777, 43103],
               f"expected ICMP type 3 code 13 from {WEB} quoting 43103->7777, got {res}")
-        st = stats_now(node)
+        st, _ = stats_wait(node, lambda s: s["verdict"]["reject"] >= 3, 5, "three rejects")
         check(st["verdict"]["reject"] == 3 and drop(st, "rule-reject") == 3,
               f"three packets rejected (SYN, connect's SYN, UDP) expected; {brief(st)}")
         n = count(cap_srv, "")
@@ -613,8 +617,8 @@ def test_fin_invalidate(lab):
         p2 = fin_exchange(cli)
         srv.wait_event("eof", lambda e: e["peer"].endswith(f":{p2}"), 5,
                        "default: the client's FIN must reach the server")
-        st = stats_now(node)
         # (drops here are the first connection's retransmitted FINs)
+        st, _ = stats_wait(node, lambda s: s["created"]["tcp"] == 1, 5, "default: the session")
         check(ended(st, "fin") == 0 and st["sessions"]["live"] == 1,
               f"default: the FIN must not end the session; {brief(st)}")
 
@@ -828,7 +832,9 @@ def test_icmp_error_ends_udp_session_multiqueue(lab):
                     v.close()
                     del socks[v]
         """)
-        st = stats_now(node)
+        n = len(EXTRA_SRC)
+        st, _ = stats_wait(node, lambda s: ended(s, "icmp-error") + drop(s, "icmp-error-no-session") >= n,
+                           5, "every port unreachable handled")
         bad = sorted(a for a, r in res.items() if r != "refused")
         check(not bad and ended(st, "icmp-error") == len(EXTRA_SRC),
               f"{len(bad)} of {len(EXTRA_SRC)} port unreachables did not reach their client "
