@@ -32,7 +32,11 @@
 #include <sys/time.h>
 
 #define NFQ_BURST 64
-#define NFQ_BUF (0xffff + 512)    /* largest GSO packet plus headers */
+/* Largest GSO packet plus headers, rounded up to a cache line: every
+ * receive slot then starts as aligned as malloc's block (16), which netlink
+ * headers and attributes (4-byte alignment) need - 0xffff + 512 made every
+ * odd slot start misaligned. */
+#define NFQ_BUF ((0xffff + 512 + 63) & ~63)
 #define NFQ_RCVBUF (16 << 20)
 
 struct nfq_queue {

@@ -4,7 +4,10 @@
 drop and reject rules; tcp_initial, tcp_wait, tcp_closed and udp timeouts;
 rst_invalidate and fin_invalidate; an ICMP error ending a UDP session; and
 what each tracking mode (off, loose, normal, strict) lets through that the
-next one does not.
+next one does not. One test is marked expected-to-fail: it shows a known
+bug (ICMP errors queued to another worker than their flow; see
+test_icmp_error_ends_udp_session_multiqueue) and prints XFAIL until the
+bug is fixed, then fails as XPASS so that the mark is removed.
 
 Each test starts its own tandem-node with the config it needs and proves
 what crossed the firewall twice: the node's counters (stats file) and an
@@ -28,7 +31,7 @@ table, address or process behind (every test cleans up in `finally`), or
 sleep where a condition can be polled with a deadline (stats_wait, Agent).
 
 Run (root): TANDEM_NODE=/path/tandem-node /usr/bin/python3 tests/lab/test_behaviours.py
-One test: TANDEM_TEST=udp_timeout ...
+One test: TANDEM_TEST=udp_timeout ...   Another lab prefix: TDM_BEH_PREFIX=tdm-beh2- ...
 """
 import atexit
 import base64
@@ -483,9 +486,10 @@ def test_tcp_initial_timeout_short(lab):
         check(st["created"]["tcp"] == 1, f"the late SYN/ACK must not open a session; {brief(st)}")
 
         # second attempt: a SYN/ACK 2 s after the SYN, inside the 4 s, passes
+        t1 = time.monotonic()
         cli.run(f'send(IP(dst="{WEB}")/TCP(sport=43201, dport=443, flags="S", seq=1000))')
         stats_wait(node, lambda s: s["created"]["tcp"] == 2, 5, "session of the second SYN")
-        time.sleep(2.0)
+        time.sleep(max(0.0, t1 + 2.0 - time.monotonic()))
         srv.run(synack.format(w=WEB, c=C1, p=43201))
         st, _ = stats_wait(node, lambda s: s["verdict"]["accept"] >= 3, 5, "accept of the timely SYN/ACK")
         check(ended(st, "expired") == 1 and st["sessions"]["live"] == 1,
@@ -594,38 +598,42 @@ def fin_exchange(cli):
 
 
 def test_fin_invalidate(lab):
-    """fin_invalidate = true: the server's FIN ends the session at once
-    (ended fin=1) and the client's answering FIN/ACK is dropped (the server
-    never sees it, never reads EOF). Default (off): the FIN leaves the
-    session in place and the client's FIN reaches the server."""
+    """Default (fin_invalidate off): the server's FIN leaves the session in
+    place and the client's answering FIN reaches the server. With
+    fin_invalidate = true the server's FIN ends the session at once (ended
+    fin=1) and the client's answering FIN/ACK is dropped (the server never
+    sees it, never reads EOF).
+
+    Default first: its connection closes completely, so nothing of it is
+    retransmitted while the node restarts (between two nodes the firewall
+    filters nothing)."""
     srv = Server(lab, "srv", "tcp", WEB, 80)
     cap = Capture(lab, "srv", bpf=f"tcp port 80 and host {C1}")
     try:
         cli = Agent(lab, "c1")
-        node = Node(lab, config(queues=2, tcp="fin_invalidate = true;"))
+        node = Node(lab, config(queues=2))
         p1 = fin_exchange(cli)
+        srv.wait_event("eof", lambda e: e["peer"].endswith(f":{p1}"), 5,
+                       "default: the client's FIN must reach the server")
+        st, _ = stats_wait(node, lambda s: s["created"]["tcp"] == 1, 5, "default: the session")
+        check(ended(st, "fin") == 0 and st["sessions"]["live"] == 1 and st["verdict"]["drop"] == 0,
+              f"default: the FINs must not end the session, nothing be dropped; {brief(st)}")
+        node.stop()
+
+        node = Node(lab, config(queues=2, tcp="fin_invalidate = true;"))
+        p2 = fin_exchange(cli)
         st, _ = stats_wait(node, lambda s: ended(s, "fin") == 1, 5, "session ended by the FIN")
         check(st["sessions"]["live"] == 0, f"fin_invalidate: no session may remain; {brief(st)}")
         st, _ = stats_wait(node, lambda s: drop(s, "tcp-not-syn") >= 2, 5,
                            "drop of the client's ACK and FIN/ACK (tcp-not-syn)")
         time.sleep(1.0)  # the server would read EOF within a few ms
-        eofs = [e for e in srv.events("eof") if e["peer"].endswith(f":{p1}")]
+        eofs = [e for e in srv.events("eof") if e["peer"].endswith(f":{p2}")]
         check(not eofs, f"fin_invalidate: the client's FIN reached the server: {eofs}")
-        node.stop()
-
-        node = Node(lab, config(queues=2))
-        p2 = fin_exchange(cli)
-        srv.wait_event("eof", lambda e: e["peer"].endswith(f":{p2}"), 5,
-                       "default: the client's FIN must reach the server")
-        # (drops here are the first connection's retransmitted FINs)
-        st, _ = stats_wait(node, lambda s: s["created"]["tcp"] == 1, 5, "default: the session")
-        check(ended(st, "fin") == 0 and st["sessions"]["live"] == 1,
-              f"default: the FIN must not end the session; {brief(st)}")
 
         fins = cap.read(f"ip.src == {C1} && tcp.flags.fin == 1", fields=("tcp.srcport",))
         ports = {int(r[0]) for r in fins}
-        check(ports == {p2}, f"server side saw client FINs from ports {sorted(ports)}; "
-                             f"expected only {p2} (the one of {p1} is dropped by fin_invalidate)")
+        check(ports == {p1}, f"server side saw client FINs from ports {sorted(ports)}; "
+                             f"expected only {p1} (the one of {p2} is dropped by fin_invalidate)")
     finally:
         cap_cleanup(cap)
 
@@ -893,11 +901,14 @@ def test_tracking_modes_ladder(lab):
         st, _ = stats_wait(node, lambda s: drop(s, "tcp-not-syn") == 1 and s["created"]["tcp"] == 1, 5,
                            "loose picks up mid-stream, normal drops it")
 
-        # normal > strict: crafted handshakes with the server's kernel
+        # normal > strict: crafted handshakes with the server's kernel;
+        # "inwin-1" (7 bytes) follows the handshake, so the next in-window
+        # sequence number is ISN + 1 + 7
+        isn = 100000
         res = cli.run(f"""
             out = {{}}
             for dst, sport in (("{WEB}", 44020), ("{WEB_STRICT}", 44021)):
-                isn = 100000
+                isn = {isn}
                 sa = sr1(IP(dst=dst)/TCP(sport=sport, dport=80, flags="S", seq=isn, window=64240), timeout=3)
                 if sa is None or TCP not in sa or str(sa[TCP].flags) != "SA":
                     raise Exception("no SYN/ACK from %s: %r" % (dst, sa))
@@ -912,13 +923,13 @@ def test_tracking_modes_ladder(lab):
         before_oow = drop(st, "tcp-out-of-window")
         cli.run(f"""
             for dst, sport in (("{WEB}", 44020), ("{WEB_STRICT}", 44021)):
-                send(IP(dst=dst)/TCP(sport=sport, dport=80, flags="PA", seq=100001 + 7 + (1 << 30),
+                send(IP(dst=dst)/TCP(sport=sport, dport=80, flags="PA", seq={isn} + 1 + 7 + (1 << 30),
                                      ack=ACKS[dst], window=64240)/b"out-of-window")
         """)
         st, _ = stats_wait(node, lambda s: drop(s, "tcp-out-of-window") == before_oow + 1, 5,
                            "strict drops the out-of-window segment")
         # the strict session is intact: in-window data still passes
-        cli.run(f'send(IP(dst="{WEB_STRICT}")/TCP(sport=44021, dport=80, flags="PA", seq=100001 + 7, '
+        cli.run(f'send(IP(dst="{WEB_STRICT}")/TCP(sport=44021, dport=80, flags="PA", seq={isn + 1 + 7}, '
                 f'ack={res[WEB_STRICT]}, window=64240)/b"inwin-2")')
 
         # ICMP echo reply without a request: loose, normal pass; strict not
@@ -931,7 +942,7 @@ def test_tracking_modes_ladder(lab):
             return count(cap_s, flt)
 
         # server side
-        rows = cap_s.read(f"ip.src == {C1} && udp", fields=("frame.number", "ip.src", "ip.dst", "ip.proto", "icmp.type", "udp.srcport", "udp.dstport"))
+        rows = cap_s.read(f"ip.src == {C1} && udp", fields=("ip.src", "ip.dst", "udp.srcport", "udp.dstport"))
         check(not rows, f"server side saw UDP from the client (none was sent): {rows}")
         check(seen(f'ip.dst == {WEB_LOOSE} && tcp.payload contains "midstream"') == 1,
               "loose: the mid-stream segment to 10.2.0.12 must reach the server")
@@ -956,4 +967,7 @@ def test_tracking_modes_ladder(lab):
 
 
 if __name__ == "__main__":
-    run_tests(globals(), Lab("tdm-beh-"))
+    # TDM_BEH_PREFIX: another tdm-* prefix, for a second run of this file
+    # beside one that already uses tdm-beh- (two runs with one prefix
+    # tear down each other's lab)
+    run_tests(globals(), Lab(os.environ.get("TDM_BEH_PREFIX", "tdm-beh-")))
