@@ -13,6 +13,8 @@ PKGS=(
   # tests: packets, observers, namespaces
   python3 python3-scapy python3-protobuf protobuf-compiler tshark tcpdump hping3 iperf3 iproute2 nftables
   iptables procps
+  # tandemctl: line editing and TAB completion (optional at build time)
+  libedit-dev
 )
 
 missing=()

@@ -56,7 +56,7 @@ struct auth_limiter;
 int auth_limiter_new(unsigned slots, unsigned max_failures, uint32_t window_ms,
 		     uint32_t block_ms, struct auth_limiter **ret);
 void auth_limiter_free(struct auth_limiter *l); /* accepts NULL */
-/* addr: 16 bytes (IPv4 mapped into the first 4, rest 0, family apart). */
+/* addr: 16 bytes, IPv4 as ::ffff:a.b.c.d. */
 bool auth_limiter_blocked(struct auth_limiter *l, const uint8_t addr[16],
 			  uint64_t now_ms);
 /* Records a failure; returns true when the address is now blocked. */

@@ -421,7 +421,9 @@ static void peer_name(struct cli *c)
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-			memcpy(c->peer_addr, &in->sin_addr, 4);
+			/* As ::ffff:a.b.c.d, so no IPv6 address shares its key. */
+			c->peer_addr[10] = c->peer_addr[11] = 0xff;
+			memcpy(c->peer_addr + 12, &in->sin_addr, 4);
 			inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
 			port = ntohs(in->sin_port);
 		} else if (ss.ss_family == AF_INET6) {

@@ -52,9 +52,12 @@ enum { BODY_PUSH = 1, BODY_CHECK = 2 };
 /* ---------------------------------------------------------------- jobs */
 
 struct cli_job;
-/* Returns true when the job goes on (it sent another request). */
-typedef bool (*job_done_fn)(struct cli *c, struct cli_job *j,
-			    Tandem__CtlReply *r);
+/*
+ * Returns true when the job goes on (it sent another request). reply is a
+ * Tandem__CtlReply * from the node, a Tandem__SyncdReply * from syncd, and
+ * the done function's to free.
+ */
+typedef bool (*job_done_fn)(struct cli *c, struct cli_job *j, void *reply);
 
 struct cli_job {
 	struct cli *c;        /* NULL once the client left */
@@ -65,13 +68,19 @@ struct cli_job {
 	bool metrics;         /* show metrics: node errors are data, not ERR */
 	uint64_t id;          /* show/clear session <id> */
 	uint32_t limit;
-	Tandem__CtlReply *first; /* metrics: the STATUS reply */
+	/* show metrics collects three replies before it renders */
+	Tandem__CtlReply *status, *stats;
+	Tandem__SyncdReply *cluster;
 };
 
 static void job_free(struct cli_job *j)
 {
-	if (j->first)
-		tandem__ctl_reply__free_unpacked(j->first, NULL);
+	if (j->status)
+		tandem__ctl_reply__free_unpacked(j->status, NULL);
+	if (j->stats)
+		tandem__ctl_reply__free_unpacked(j->stats, NULL);
+	if (j->cluster)
+		tandem__syncd_reply__free_unpacked(j->cluster, NULL);
 	free(j);
 }
 
@@ -104,29 +113,44 @@ static void ctl_err(struct cli *c, const struct cli_job *j, int err)
 	}
 }
 
-static bool metrics_finish(struct cli *c, struct cli_job *j,
-			   Tandem__CtlReply *stats);
+/* status and error of either reply type (same field numbers on the wire,
+ * different C structs). */
+static int32_t reply_status(const ProtobufCMessage *m, const char **ret_error)
+{
+	if (m->descriptor == &tandem__syncd_reply__descriptor) {
+		const Tandem__SyncdReply *r = (const Tandem__SyncdReply *)m;
+		*ret_error = r->error;
+		return r->status;
+	}
+	const Tandem__CtlReply *r = (const Tandem__CtlReply *)m;
+	*ret_error = r->error;
+	return r->status;
+}
 
-static void on_reply(void *arg, int err, Tandem__CtlReply *r)
+static void metrics_finish(struct cli *c, struct cli_job *j);
+
+static void on_reply(void *arg, int err, ProtobufCMessage *m)
 {
 	struct cli_job *j = arg;
 	struct cli *c = j->c;
+	const char *error = NULL;
+	int32_t status = m ? reply_status(m, &error) : 0;
 
 	if (j->push)
 		j->srv->push_running = false;
 	j->push = false;
 	if (!c) {
-		if (r)
-			tandem__ctl_reply__free_unpacked(r, NULL);
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
 		job_free(j);
 		return;
 	}
 	c->job = NULL;
-	if (j->metrics && (err || r->status)) {
+	if (j->metrics && (err || status)) {
 		/* Metrics say what they can: node down = tandem_up 0. */
-		if (r)
-			tandem__ctl_reply__free_unpacked(r, NULL);
-		metrics_finish(c, j, NULL);
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		metrics_finish(c, j);
 		job_free(j);
 		return;
 	}
@@ -135,38 +159,34 @@ static void on_reply(void *arg, int err, Tandem__CtlReply *r)
 		job_free(j);
 		return;
 	}
-	if (r->status != 0) {
-		cli_err(c, wire_status_code(r->status), "%s",
-			r->error && *r->error ? r->error : "request refused");
-		tandem__ctl_reply__free_unpacked(r, NULL);
+	if (status != 0) {
+		cli_err(c, wire_status_code(status), "%s",
+			error && *error ? error : "request refused");
+		protobuf_c_message_free_unpacked(m, NULL);
 		job_free(j);
 		return;
 	}
-	if (!j->done(c, j, r))
+	if (!j->done(c, j, m))
 		job_free(j);
 }
 
-/* Sends req for client c; the reply goes to done. On failure the client
- * gets its ERR here. */
+/* Sends req (its seq field at *seq) for client c; the reply goes to
+ * j->done. On failure the client gets its ERR here and j is freed. */
 static void job_send(struct cli *c, struct cli_job *j, struct ctl_client *to,
-		     Tandem__CtlRequest *req)
+		     ProtobufCMessage *req, uint64_t *seq)
 {
-	char source[160];
-
-	snprintf(source, sizeof(source), "%s@%s", c->user, c->peer);
-	req->source = source;
 	j->c = c;
 	j->srv = c->srv;
 	c->job = j;
 	cli_busy(c);
-	int r = ctl_client_send(to, req, on_reply, j); /* packs req now */
+	int r = ctl_client_send(to, req, seq, on_reply, j); /* packs req now */
 	if (r) {
 		c->job = NULL;
 		if (j->push)
 			c->srv->push_running = false;
 		j->push = false;
 		if (j->metrics) {
-			metrics_finish(c, j, NULL);
+			metrics_finish(c, j);
 		} else if (r == -ECONNRESET) {
 			ctl_err(c, j, r);
 		} else {
@@ -174,6 +194,30 @@ static void job_send(struct cli *c, struct cli_job *j, struct ctl_client *to,
 		}
 		job_free(j);
 	}
+}
+
+/* "user@addr:port" for the node's or syncd's log. */
+static void source_of(const struct cli *c, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s@%s", c->user, c->peer);
+}
+
+static void job_ctl(struct cli *c, struct cli_job *j, Tandem__CtlRequest *req)
+{
+	char source[160];
+
+	source_of(c, source, sizeof(source));
+	req->source = source;
+	job_send(c, j, c->srv->node, &req->base, &req->seq);
+}
+
+static void job_syncd(struct cli *c, struct cli_job *j, Tandem__SyncdRequest *req)
+{
+	char source[160];
+
+	source_of(c, source, sizeof(source));
+	req->source = source;
+	job_send(c, j, c->srv->syncd, &req->base, &req->seq);
 }
 
 static struct cli_job *job_new(struct cli *c, const char *peer, job_done_fn done)
@@ -215,7 +259,7 @@ static void node_request(struct cli *c, Tandem__CtlRequest__Cmd cmd,
 	}
 	j->id = id;
 	j->limit = f && (f->has & FILTER_LIMIT) ? f->limit : 0;
-	job_send(c, j, c->srv->node, &req);
+	job_ctl(c, j, &req);
 }
 
 /* ---------------------------------------------------------------- table */

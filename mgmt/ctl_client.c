@@ -42,6 +42,7 @@ struct conn {
 
 struct ctl_client {
 	uv_loop_t *loop;
+	const ProtobufCMessageDescriptor *reply_desc;
 	char path[108];
 	uint32_t timeout_ms;
 	uv_timer_t timer;
@@ -179,23 +180,88 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 				   (unsigned)(k->frame_len - k->frame_have));
 }
 
+/* Reads a base-128 varint; returns bytes used or 0. */
+static size_t varint(const uint8_t *p, size_t len, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < len && i < 10; i++) {
+		v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			*ret = v;
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+int ctl_wire_seq(const uint8_t *data, size_t len, uint64_t *ret)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		uint64_t key, v;
+		size_t n = varint(data + off, len - off, &key);
+		if (!n)
+			return -EPROTO;
+		off += n;
+		switch (key & 7) {
+		case 0: /* varint */
+			if (!(n = varint(data + off, len - off, &v)))
+				return -EPROTO;
+			off += n;
+			if (key >> 3 == 1) {
+				*ret = v;
+				return 0;
+			}
+			break;
+		case 1: /* 64-bit */
+			if (len - off < 8)
+				return -EPROTO;
+			off += 8;
+			break;
+		case 2: /* length-delimited */
+			if (!(n = varint(data + off, len - off, &v)) || v > len - off - n)
+				return -EPROTO;
+			off += n + v;
+			break;
+		case 5: /* 32-bit */
+			if (len - off < 4)
+				return -EPROTO;
+			off += 4;
+			break;
+		default:
+			return -EPROTO;
+		}
+	}
+	return -ENOENT;
+}
+
 static void deliver(struct ctl_client *c, const uint8_t *data, size_t len)
 {
-	Tandem__CtlReply *r = tandem__ctl_reply__unpack(NULL, len, data);
+	uint64_t seq;
 
-	if (!r) {
+	if (ctl_wire_seq(data, len, &seq)) {
+		/* Cannot tell whose reply it is: the stream is not to be trusted. */
 		c->st.bad_frames++;
 		conn_drop(c, -EPROTO);
 		return;
 	}
-	struct pending *p = take_seq(c, r->seq);
+	struct pending *p = take_seq(c, seq);
 	if (!p) {
 		c->st.late_replies++; /* timed out earlier */
-		tandem__ctl_reply__free_unpacked(r, NULL);
+		return;
+	}
+	timer_arm(c);
+	ProtobufCMessage *r = protobuf_c_message_unpack(c->reply_desc, NULL, len, data);
+	if (!r) {
+		/* Framing is intact: only this request fails. */
+		c->st.bad_replies++;
+		p->cb(p->arg, -EPROTO, NULL);
+		free(p);
 		return;
 	}
 	c->st.replies++;
-	timer_arm(c);
 	p->cb(p->arg, 0, r);
 	free(p);
 }
@@ -317,6 +383,7 @@ static int conn_start(struct ctl_client *c)
 /* ---------------------------------------------------------------- API */
 
 int ctl_client_new(uv_loop_t *loop, const char *path, uint32_t timeout_ms,
+		   const ProtobufCMessageDescriptor *reply_desc,
 		   struct ctl_client **ret)
 {
 	if (strlen(path) >= sizeof(((struct ctl_client *)0)->path) || !*path)
@@ -325,6 +392,7 @@ int ctl_client_new(uv_loop_t *loop, const char *path, uint32_t timeout_ms,
 	if (!c)
 		return -ENOMEM;
 	c->loop = loop;
+	c->reply_desc = reply_desc;
 	strcpy(c->path, path);
 	c->timeout_ms = timeout_ms ? timeout_ms : 10000;
 	c->next_seq = 1;
@@ -355,13 +423,13 @@ void ctl_client_close(struct ctl_client *c)
 	uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 }
 
-int ctl_client_send(struct ctl_client *c, Tandem__CtlRequest *req,
+int ctl_client_send(struct ctl_client *c, ProtobufCMessage *req, uint64_t *seq,
 		    ctl_reply_cb cb, void *arg)
 {
 	if (c->closing)
 		return -ECANCELED;
-	req->seq = c->next_seq++;
-	size_t len = tandem__ctl_request__get_packed_size(req);
+	*seq = c->next_seq++;
+	size_t len = protobuf_c_message_get_packed_size(req);
 	if (len > CTL_FRAME_MAX)
 		return -EMSGSIZE;
 	uint8_t *frame = malloc(len + 4);
@@ -375,8 +443,8 @@ int ctl_client_send(struct ctl_client *c, Tandem__CtlRequest *req,
 	frame[1] = (uint8_t)(len >> 16);
 	frame[2] = (uint8_t)(len >> 8);
 	frame[3] = (uint8_t)len;
-	tandem__ctl_request__pack(req, frame + 4);
-	p->seq = req->seq;
+	protobuf_c_message_pack(req, frame + 4);
+	p->seq = *seq;
 	p->deadline = uv_now(c->loop) + c->timeout_ms;
 	p->cb = cb;
 	p->arg = arg;

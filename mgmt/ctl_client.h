@@ -1,7 +1,9 @@
 /*
- * ctl_client.h - asynchronous client of a ctl unix socket (tandem-node's,
- * later tandem-syncd's): frames of a 4-byte big-endian length and one
- * CtlRequest / CtlReply (proto/tandem.proto), matched by seq.
+ * ctl_client.h - asynchronous client of a ctl unix socket (tandem-node's
+ * CtlRequest/CtlReply, tandem-syncd's SyncdRequest/SyncdReply): frames of a
+ * 4-byte big-endian length and one protobuf message (proto/tandem.proto),
+ * replies matched by seq (field 1 of every reply type, read straight from
+ * the wire, so a late reply is dropped without being unpacked).
  *
  * Connects on the first request and again on the first request after the
  * peer went away (a node restart costs the requests in flight at that
@@ -13,9 +15,9 @@
  * (connection lost before the reply), -ETIMEDOUT, -EPROTO (reply not
  * parsable, frame too large), -ECANCELED (client closing).
  *
- * Must never: call a callback twice or after ctl_client_close() returned
- * (close calls them first with -ECANCELED), or buffer a frame above
- * CTL_FRAME_MAX.
+ * Must never: call a callback twice, from inside ctl_client_send(), or
+ * after ctl_client_close() returned (close calls them first with
+ * -ECANCELED), or buffer a frame above CTL_FRAME_MAX.
  */
 #ifndef TANDEM_MGMT_CTL_CLIENT_H
 #define TANDEM_MGMT_CTL_CLIENT_H
@@ -30,25 +32,31 @@
 
 struct ctl_client;
 
-/* reply is the callee's (tandem__ctl_reply__free_unpacked) when err == 0. */
-typedef void (*ctl_reply_cb)(void *arg, int err, Tandem__CtlReply *reply);
+/* reply (of the client's reply type) is the callee's when err == 0:
+ * protobuf_c_message_free_unpacked(reply, NULL). */
+typedef void (*ctl_reply_cb)(void *arg, int err, ProtobufCMessage *reply);
 
 struct ctl_stats {
 	uint64_t requests, replies, timeouts, connects, connect_failures,
-		 disconnects, bad_frames, late_replies;
+		 disconnects, bad_frames, bad_replies, late_replies;
 };
 
+/* reply_desc: the type of every reply on this socket. */
 int ctl_client_new(uv_loop_t *loop, const char *path, uint32_t timeout_ms,
+		   const ProtobufCMessageDescriptor *reply_desc,
 		   struct ctl_client **ret);
 /* Fails what is pending with -ECANCELED, closes the handles; the memory is
  * released once libuv has closed them (run the loop to the end). NULL ok. */
 void ctl_client_close(struct ctl_client *c);
 
-/* req->seq is set here. Returns 0 (cb will be called exactly once, never
- * from inside this call) or -errno (-ENOMEM, -EMSGSIZE, -ECONNRESET; cb is
- * not called). */
-int ctl_client_send(struct ctl_client *c, Tandem__CtlRequest *req,
+/* *seq (the request's seq field) is set here, then req is packed. Returns 0
+ * (cb will be called exactly once, never from inside this call) or -errno
+ * (-ENOMEM, -EMSGSIZE, -ECONNRESET; cb is not called). */
+int ctl_client_send(struct ctl_client *c, ProtobufCMessage *req, uint64_t *seq,
 		    ctl_reply_cb cb, void *arg);
+
+/* The value of field 1 (varint) of a packed message: the seq of a reply. */
+int ctl_wire_seq(const uint8_t *data, size_t len, uint64_t *ret);
 
 const struct ctl_stats *ctl_client_stats(const struct ctl_client *c);
 const char *ctl_client_path(const struct ctl_client *c);

@@ -209,6 +209,117 @@ void render_push(struct rec_buf *b, const Tandem__PushResult *p)
 	rec_end(b);
 }
 
+/* ---------------------------------------------------------------- cluster */
+
+static const char *yesno(bool v)
+{
+	return v ? "yes" : "no";
+}
+
+static void put_bulk(struct rec_buf *b, const char *key,
+		     const Tandem__BulkProgress *bp)
+{
+	if (bp)
+		rec_fmt(b, key, "%s:%" PRIu64 "/%" PRIu64, bp->state ? bp->state : "?",
+			bp->sent, bp->total);
+}
+
+void render_cluster(struct rec_buf *b, const Tandem__ClusterStatus *cs)
+{
+	rec_begin(b, "cluster");
+	rec_u64(b, "node_id", cs->node_id);
+	rec_u64(b, "cluster_id", cs->cluster_id);
+	rec_str(b, "mode", cs->mode);
+	rec_str(b, "role", cs->role);
+	rec_u64(b, "epoch", cs->epoch);
+	rec_str(b, "ready", yesno(cs->ready));
+	rec_u64(b, "priority", cs->priority);
+	rec_str(b, "preempt", yesno(cs->preempt));
+	rec_u64(b, "role_age_ms", cs->role_age_ms);
+	if (cs->role_reason && *cs->role_reason)
+		rec_str(b, "role_reason", cs->role_reason);
+	rec_str(b, "node_link", cs->node_link);
+	rec_u64(b, "local_sessions", cs->local_sessions);
+	rec_u64(b, "peer_sessions", cs->peer_sessions);
+	rec_u64(b, "apply_pending", cs->apply_pending);
+	if (cs->policy_hash && *cs->policy_hash)
+		rec_str(b, "policy_hash", cs->policy_hash);
+	if (cs->has_last_takeover_ms)
+		rec_u64(b, "last_takeover_ms", cs->last_takeover_ms);
+	if (cs->has_takeover_pending)
+		rec_str(b, "takeover_pending", yesno(cs->takeover_pending));
+	if (cs->n_vips) {
+		struct rec_buf v;
+		rec_buf_init(&v);
+		for (size_t i = 0; i < cs->n_vips; i++) {
+			if (i)
+				rec_buf_append(&v, ",", 1);
+			rec_buf_puts(&v, cs->vips[i]);
+		}
+		rec_strn(b, "vips", v.p, v.len);
+		if (v.err)
+			b->err = v.err;
+		rec_buf_free(&v);
+	}
+	rec_end(b);
+
+	for (size_t i = 0; i < cs->n_peers; i++) {
+		const Tandem__PeerStatus *p = cs->peers[i];
+		rec_begin(b, "peer");
+		rec_u64(b, "node_id", p->node_id);
+		rec_str(b, "address", p->address);
+		rec_str(b, "link", p->link);
+		if (p->role && *p->role)
+			rec_str(b, "role", p->role);
+		if (p->has_priority)
+			rec_u64(b, "priority", p->priority);
+		if (p->has_epoch)
+			rec_u64(b, "epoch", p->epoch);
+		if (p->has_ready)
+			rec_str(b, "ready", yesno(p->ready));
+		if (p->policy_hash && *p->policy_hash)
+			rec_str(b, "policy_hash", p->policy_hash);
+		for (size_t k = 0; k < p->n_paths; k++) {
+			char key[48], name[24];
+			keyify(p->paths[k]->path, name, sizeof(name));
+			snprintf(key, sizeof(key), "path_%s", name);
+			rec_str(b, key, p->paths[k]->alive ? "alive" : "dead");
+			if (p->paths[k]->has_last_rx_age_ms) {
+				snprintf(key, sizeof(key), "path_%s_rx_age_ms", name);
+				rec_u64(b, key, p->paths[k]->last_rx_age_ms);
+			}
+		}
+		rec_u64(b, "events_sent", p->events_sent);
+		rec_u64(b, "events_received", p->events_received);
+		rec_u64(b, "frames_sent", p->frames_sent);
+		rec_u64(b, "frames_received", p->frames_received);
+		rec_u64(b, "frames_refused", p->frames_refused);
+		for (size_t k = 0; k < p->n_refused; k++) {
+			char key[80] = "refused_";
+			keyify(p->refused[k]->name, key + 8, sizeof(key) - 8);
+			rec_u64(b, key, p->refused[k]->value);
+		}
+		rec_u64(b, "lag_events", p->lag_events);
+		rec_u64(b, "lag_ms", p->lag_ms);
+		if (p->has_ack_p50_us)
+			rec_u64(b, "ack_p50_us", p->ack_p50_us);
+		if (p->has_ack_p99_us)
+			rec_u64(b, "ack_p99_us", p->ack_p99_us);
+		put_bulk(b, "bulk_tx", p->bulk_tx);
+		put_bulk(b, "bulk_rx", p->bulk_rx);
+		rec_u64(b, "applied_seq", p->applied_seq);
+		rec_u64(b, "acked_seq", p->acked_seq);
+		rec_u64(b, "backlog_bytes", p->backlog_bytes);
+		rec_u64(b, "connects", p->connects);
+		rec_u64(b, "disconnects", p->disconnects);
+		if (p->has_link_up_ms)
+			rec_u64(b, "link_up_ms", p->link_up_ms);
+		rec_end(b);
+	}
+	for (size_t i = 0; i < cs->n_counters; i++)
+		render_counter(b, cs->counters[i]->name, cs->counters[i]->value);
+}
+
 /* ---------------------------------------------------------------- metrics */
 
 /* Label value escaping of the exposition format: \\ \" \n. */
@@ -241,22 +352,43 @@ static void gauge(struct rec_buf *b, const char *name, const char *help,
 	rec_buf_printf(b, "%s %" PRIu64 "\n", name, v);
 }
 
-/* Node counters named "<prefix>.<item>" become one labelled family. */
+/* Node counters named "<prefix>.<item>" become one labelled family;
+ * with label2, "<prefix>.<a>.<b>" gives label="a",label2="b". */
 static const struct {
 	const char *prefix; /* with the dot */
 	const char *metric;
 	const char *type;
 	const char *label;
+	const char *label2;
 	const char *help;
 } families[] = {
-	{"sessions.", "tandem_sessions", "gauge", "state", "Live sessions by state."},
-	{"verdict.", "tandem_verdicts_total", "counter", "verdict", "Packets by verdict."},
-	{"drop.", "tandem_drops_total", "counter", "reason", "Dropped packets by reason."},
-	{"created.", "tandem_sessions_created_total", "counter", "proto", "Sessions created by protocol class."},
-	{"ended.", "tandem_sessions_ended_total", "counter", "reason", "Sessions ended by reason."},
-	{"sync.", "tandem_sync_total", "counter", "event", "Replication events by kind."},
+	{"sessions.", "tandem_sessions", "gauge", "state", NULL, "Live sessions by state."},
+	{"verdict.", "tandem_verdicts_total", "counter", "verdict", NULL, "Packets by verdict."},
+	{"drop.", "tandem_drops_total", "counter", "reason", NULL, "Dropped packets by reason."},
+	{"created.", "tandem_sessions_created_total", "counter", "proto", NULL, "Sessions created by protocol class."},
+	{"stateless.", "tandem_stateless_total", "counter", "proto", NULL, "Packets accepted by tracking-off rules."},
+	{"ended.", "tandem_sessions_ended_total", "counter", "reason", NULL, "Sessions ended by reason."},
+	{"ended_in.", "tandem_sessions_ended_in_state_total", "counter", "proto", "state", "Sessions ended, by the state they were in."},
+	{"sync.", "tandem_sync_total", "counter", "event", NULL, "Replication events by kind."},
 };
 #define N_FAMILIES (sizeof(families) / sizeof(families[0]))
+
+/* Node counters without a group that have a type of their own. */
+static const struct {
+	const char *name;
+	const char *metric; /* NULL: shown elsewhere (tandem_table_*) */
+	const char *type;
+	const char *help;
+} scalars[] = {
+	{"packets", "tandem_packets_total", "counter", "Packets seen."},
+	{"bytes", "tandem_bytes_total", "counter", "Bytes seen."},
+	{"ageing_started", "tandem_ageing_started_total", "counter", "Times aggressive ageing started."},
+	{"first_fragments", "tandem_first_fragments_total", "counter", "First fragments tracked."},
+	{"ageing.active", "tandem_ageing_active", "gauge", "1 while aggressive ageing runs."},
+	{"sessions", NULL, NULL, NULL},
+	{"capacity", NULL, NULL, NULL},
+};
+#define N_SCALARS (sizeof(scalars) / sizeof(scalars[0]))
 
 static int family_of(const char *name)
 {
@@ -266,8 +398,77 @@ static int family_of(const char *name)
 	return -1;
 }
 
+static int scalar_of(const char *name)
+{
+	for (size_t i = 0; i < N_SCALARS; i++)
+		if (strcmp(name, scalars[i].name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* One labelled family over the peers: name{peer="<id>"} value. */
+static void peer_family(struct rec_buf *b, const Tandem__ClusterStatus *cs,
+			const char *name, const char *type, const char *help,
+			uint64_t (*get)(const Tandem__PeerStatus *))
+{
+	if (!cs->n_peers)
+		return;
+	family_head(b, name, type, help);
+	for (size_t i = 0; i < cs->n_peers; i++)
+		rec_buf_printf(b, "%s{peer=\"%u\"} %" PRIu64 "\n", name,
+			       cs->peers[i]->node_id, get(cs->peers[i]));
+}
+
+static uint64_t p_up(const Tandem__PeerStatus *p)
+{
+	return p->link && strcmp(p->link, "up") == 0;
+}
+static uint64_t p_sent(const Tandem__PeerStatus *p) { return p->events_sent; }
+static uint64_t p_recv(const Tandem__PeerStatus *p) { return p->events_received; }
+static uint64_t p_refused(const Tandem__PeerStatus *p) { return p->frames_refused; }
+static uint64_t p_lag_events(const Tandem__PeerStatus *p) { return p->lag_events; }
+static uint64_t p_lag_ms(const Tandem__PeerStatus *p) { return p->lag_ms; }
+
+static void cluster_metrics(struct rec_buf *b, const Tandem__ClusterStatus *cs)
+{
+	family_head(b, "tandem_cluster_role", "gauge",
+		    "Cluster role of this node (the label), value 1.");
+	rec_buf_puts(b, "tandem_cluster_role{role=\"");
+	put_label(b, cs->role ? cs->role : "");
+	rec_buf_puts(b, "\"} 1\n");
+	gauge(b, "tandem_cluster_epoch", "Cluster epoch.", cs->epoch);
+	gauge(b, "tandem_cluster_ready", "1 when this node may take over now.",
+	      cs->ready);
+	gauge(b, "tandem_cluster_local_sessions", "Sessions created here.",
+	      cs->local_sessions);
+	gauge(b, "tandem_cluster_peer_sessions", "Sessions learned from peers.",
+	      cs->peer_sessions);
+	gauge(b, "tandem_cluster_apply_pending",
+	      "Peer events received, not yet applied.", cs->apply_pending);
+	peer_family(b, cs, "tandem_sync_peer_up", "gauge",
+		    "1 when the sync link to the peer is up.", p_up);
+	peer_family(b, cs, "tandem_sync_events_sent_total", "counter",
+		    "Session events sent to the peer.", p_sent);
+	peer_family(b, cs, "tandem_sync_events_received_total", "counter",
+		    "Session events received from the peer.", p_recv);
+	peer_family(b, cs, "tandem_sync_frames_refused_total", "counter",
+		    "Frames from the peer refused (tag, replay, ...).", p_refused);
+	peer_family(b, cs, "tandem_sync_lag_events", "gauge",
+		    "Events sent to the peer and not yet acknowledged.", p_lag_events);
+	peer_family(b, cs, "tandem_sync_lag_ms", "gauge",
+		    "Age of the oldest unacknowledged frame.", p_lag_ms);
+	for (size_t i = 0; i < cs->n_counters; i++) {
+		char key[128];
+		keyify(cs->counters[i]->name, key, sizeof(key));
+		rec_buf_printf(b, "# TYPE tandem_syncd_%s untyped\n"
+			       "tandem_syncd_%s %" PRIu64 "\n", key, key,
+			       cs->counters[i]->value);
+	}
+}
+
 void render_metrics(struct rec_buf *b, const Tandem__Status *status,
-		    const Tandem__CtlReply *stats,
+		    const Tandem__CtlReply *stats, int syncd,
+		    const Tandem__ClusterStatus *cluster,
 		    const struct render_counter *mgmt, size_t n_mgmt)
 {
 	gauge(b, "tandem_up", "1 when tandem-node answered.", status ? 1 : 0);
@@ -296,28 +497,47 @@ void render_metrics(struct rec_buf *b, const Tandem__Status *status,
 				const Tandem__Counter *c = stats->counters[i];
 				if (family_of(c->name) != (int)f)
 					continue;
+				const char *item = c->name + strlen(families[f].prefix);
+				const char *dot = families[f].label2 ? strchr(item, '.') : NULL;
+				if (families[f].label2 && !dot)
+					continue; /* not of this family's shape */
 				if (!head)
 					family_head(b, families[f].metric, families[f].type,
 						    families[f].help);
 				head = true;
 				rec_buf_printf(b, "%s{%s=\"", families[f].metric,
 					       families[f].label);
-				put_label(b, c->name + strlen(families[f].prefix));
+				if (dot) {
+					char first[64];
+					snprintf(first, sizeof(first), "%.*s",
+						 (int)(dot - item), item);
+					put_label(b, first);
+					rec_buf_printf(b, "\",%s=\"", families[f].label2);
+					put_label(b, dot + 1);
+				} else {
+					put_label(b, item);
+				}
 				rec_buf_printf(b, "\"} %" PRIu64 "\n", c->value);
 			}
 		}
-		/* Everything else as its own untyped metric. */
 		for (size_t i = 0; i < stats->n_counters; i++) {
 			const Tandem__Counter *c = stats->counters[i];
 			char key[128];
 			if (family_of(c->name) >= 0)
 				continue;
-			if (strcmp(c->name, "ageing.active") == 0) {
-				gauge(b, "tandem_ageing_active",
-				      "1 while aggressive ageing runs.", c->value);
-				ageing = true;
+			int k = scalar_of(c->name);
+			if (k >= 0) {
+				if (!scalars[k].metric)
+					continue;
+				family_head(b, scalars[k].metric, scalars[k].type,
+					    scalars[k].help);
+				rec_buf_printf(b, "%s %" PRIu64 "\n", scalars[k].metric,
+					       c->value);
+				if (strcmp(c->name, "ageing.active") == 0)
+					ageing = true;
 				continue;
 			}
+			/* Everything else as its own untyped metric. */
 			keyify(c->name, key, sizeof(key));
 			rec_buf_printf(b, "# TYPE tandem_node_%s untyped\n"
 				       "tandem_node_%s %" PRIu64 "\n", key, key, c->value);
@@ -325,6 +545,12 @@ void render_metrics(struct rec_buf *b, const Tandem__Status *status,
 		if (!ageing)
 			gauge(b, "tandem_ageing_active",
 			      "1 while aggressive ageing runs.", 0);
+	}
+	if (syncd) {
+		gauge(b, "tandem_syncd_up", "1 when tandem-syncd answered.",
+		      cluster ? 1 : 0);
+		if (cluster)
+			cluster_metrics(b, cluster);
 	}
 	for (size_t i = 0; i < n_mgmt; i++) {
 		char key[128];

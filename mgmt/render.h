@@ -33,6 +33,10 @@ void render_status(struct rec_buf *b, const Tandem__Status *st);
 void render_counter(struct rec_buf *b, const char *name, uint64_t value);
 void render_push(struct rec_buf *b, const Tandem__PushResult *p);
 
+/* `show cluster` (tandem-syncd's ClusterStatus): one `cluster` record, a
+ * `peer` record per peer, then its counters as `counter` records. */
+void render_cluster(struct rec_buf *b, const Tandem__ClusterStatus *cs);
+
 /* mgmt's own counters, appended to `show stats` and `show metrics`. */
 struct render_counter {
 	const char *name;
@@ -41,10 +45,13 @@ struct render_counter {
 
 /*
  * `show metrics`: status may be NULL (node down: tandem_up 0 and nothing
- * from the node), stats may be NULL.
+ * from the node), stats may be NULL. syncd: 0 none configured (nothing
+ * about the cluster), 1 configured; cluster NULL then means it did not
+ * answer (tandem_syncd_up 0).
  */
 void render_metrics(struct rec_buf *b, const Tandem__Status *status,
-		    const Tandem__CtlReply *stats,
+		    const Tandem__CtlReply *stats, int syncd,
+		    const Tandem__ClusterStatus *cluster,
 		    const struct render_counter *mgmt, size_t n_mgmt);
 
 enum render_kind {

@@ -818,6 +818,18 @@ static int load_node(struct ld *L)
 	return 0;
 }
 
+/* Queues are chosen by address bits (the node's nft rules; see
+ * pipeline_shard_of_addrs), so their number is a power of two. */
+static int queues_pow2(struct ld *L, const config_setting_t *g, unsigned n)
+{
+	if (n & (n - 1))
+		return fail(L, g ? config_setting_get_member(g, "queues") : NULL,
+			    "datapath.queues",
+			    "%u is not 1, 2, 4 or 8 (packets are spread over the "
+			    "queues by address bits)", n);
+	return 0;
+}
+
 static int load_datapath(struct ld *L)
 {
 	static const char *const keys[] = { "queues", "queue_first", "queue_len",
@@ -827,7 +839,8 @@ static int load_datapath(struct ld *L)
 	int r;
 
 	if ((r = check_group(L, g, "datapath", keys)) < 0 ||
-	    (r = opt_unsigned(L, g, "datapath", "queues", 1, 64, &c->queues)) < 0 ||
+	    (r = opt_unsigned(L, g, "datapath", "queues", 1, 8, &c->queues)) < 0 ||
+	    (r = queues_pow2(L, g, c->queues)) < 0 ||
 	    (r = opt_unsigned(L, g, "datapath", "queue_first", 0,
 			      65535 - (long long)c->queues, &c->queue_first)) < 0 ||
 	    (r = opt_unsigned(L, g, "datapath", "queue_len", 16, 1048576,

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -1414,7 +1416,21 @@ int ctl_listen(struct ctl *c, const char *path, char *err, size_t errlen)
 			return r;
 		}
 	}
-	unlink(path); /* a socket left by a crash */
+	/* A socket file left by a crash is replaced; one that a live node
+	 * answers on is not taken over. */
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe >= 0) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+		int live = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(probe);
+		if (live) {
+			snprintf(err, errlen, "%s: another process answers there "
+				 "(a node with the same control.socket runs)", path);
+			return -EADDRINUSE;
+		}
+	}
+	unlink(path);
 	uv_pipe_init(c->loop, &c->server, 0);
 	c->server.data = c;
 	int r = uv_pipe_bind(&c->server, path);

@@ -316,6 +316,7 @@ static int run_pcap(const char *file, struct node_conf *nc, bool serve,
 	unsigned ready = 0;
 	for (; ready < nr.n; ready++) {
 		r = shard_init(&nr.sh[ready], (uint8_t)ready, per_shard, &nc->ctx, t0);
+		nr.sh[ready].nshards = (uint8_t)nr.n;
 		if (r == 0 && serve && (r = shard_sync_init(&nr.sh[ready], per_shard)) < 0)
 			shard_fini(&nr.sh[ready]);
 		if (r < 0) {
@@ -431,6 +432,7 @@ static int run_nfq(struct node_conf *nc, const char *stats_path)
 			goto out;
 		}
 		nr.w[ready].queue = ready;
+		nr.w[ready].sh.nshards = (uint8_t)nr.n;
 		nr.w[ready].ops = &pkt_io_nfq_ops;
 		nr.w[ready].io = nr.io;
 		nr.w[ready].stop = &stop_flag;
@@ -449,7 +451,6 @@ static int run_nfq(struct node_conf *nc, const char *stats_path)
 		.queue_first = cfg->queue_first,
 		.queue_count = nr.n,
 		.bypass = cfg->bypass,
-		.fanout = nr.n > 1,
 	};
 	r = nft_table_install(&to, err, sizeof(err));
 	if (r < 0) {

@@ -14,8 +14,9 @@
  * CONFIG_NFT_QUEUE answers ENOENT for that rule (the whole batch is then
  * rolled back), and the batch is sent again with the xtables compat target
  * NFQUEUE rev 3 (CONFIG_NFT_COMPAT + CONFIG_NETFILTER_XT_TARGET_NFQUEUE).
- * Never CPU fanout: with several queues the kernel picks one by a flow hash
- * that is the same for both directions, which one-writer-per-shard needs.
+ * With several queues, n x n steering rules per family (payload, bitwise,
+ * cmp) pick the queue from the last address bytes (see nft_table.h), then
+ * one catch-all rule queues anything else to the first queue.
  *
  * Remove is two transactions: the rules go first (the chain stays, policy
  * accept, so nothing more is queued), then - once no packet of the
@@ -61,8 +62,10 @@
 #define NT_QUEUE_PROC "/proc/net/netfilter/nfnetlink_queue"
 /* Batch limit; libmnl wants the buffer twice the limit. The largest batch
  * (7 messages) is well under 1 KiB. */
-#define NT_BATCH_LIMIT 4096
-#define NT_MAX_MSGS    8 /* begin + up to 5 commands + end, with one spare */
+#define NT_BATCH_LIMIT 65536
+/* begin + table x3 + chain + up to 2 x 8 x 8 steering rules + a catch-all
+ * + end, with spares */
+#define NT_MAX_MSGS    (8 + 2 * 64 + 8)
 
 enum nt_queue_kind { NT_QUEUE_NATIVE, NT_QUEUE_COMPAT };
 
@@ -191,21 +194,23 @@ static int batch_put_chain(struct nt_batch *bt, const struct nft_table_opts *o)
 	return batch_next(bt, "add chain " NT_CHAIN);
 }
 
-static struct nftnl_expr *expr_queue_native(const struct nft_table_opts *o)
+static struct nftnl_expr *expr_queue_native(const struct nft_table_opts *o,
+					     unsigned num, unsigned total)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("queue");
 
 	if (!e)
 		return NULL;
-	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_NUM, (uint16_t)o->queue_first);
-	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_TOTAL, (uint16_t)o->queue_count);
+	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_NUM, (uint16_t)num);
+	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_TOTAL, (uint16_t)total);
 	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_FLAGS, o->bypass ? NFT_QUEUE_FLAG_BYPASS : 0);
 	return e;
 }
 
 /* xt target info is padded to XT_ALIGN by the kernel's size check
  * (XT_ALIGN(targetsize) == XT_ALIGN(attribute length)), so send it padded. */
-static struct nftnl_expr *expr_queue_compat(const struct nft_table_opts *o)
+static struct nftnl_expr *expr_queue_compat(const struct nft_table_opts *o,
+					     unsigned num, unsigned total)
 {
 	const size_t len = XT_ALIGN(sizeof(struct xt_NFQ_info_v3));
 	struct xt_NFQ_info_v3 *info;
@@ -220,8 +225,8 @@ static struct nftnl_expr *expr_queue_compat(const struct nft_table_opts *o)
 		return NULL;
 	}
 	nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
-	info->queuenum = (uint16_t)o->queue_first;
-	info->queues_total = (uint16_t)o->queue_count;
+	info->queuenum = (uint16_t)num;
+	info->queues_total = (uint16_t)total;
 	info->flags = o->bypass ? NFQ_FLAG_BYPASS : 0;
 	/* libnftnl takes ownership of info (freed with the expression). */
 	if (nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info, (uint32_t)len) < 0) {
@@ -232,8 +237,91 @@ static struct nftnl_expr *expr_queue_compat(const struct nft_table_opts *o)
 	return e;
 }
 
+/* ---- steering: queue = (last byte of saddr ^ last byte of daddr) & (n-1) */
+
+static struct nftnl_expr *ex_meta_nfproto(void)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("meta");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_NFPROTO);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	}
+	return e;
+}
+
+static struct nftnl_expr *ex_cmp_u8(uint8_t v)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &v, 1);
+	}
+	return e;
+}
+
+static struct nftnl_expr *ex_payload_nh_u8(uint32_t offset)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("payload");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE,
+				   NFT_PAYLOAD_NETWORK_HEADER);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, 1);
+	}
+	return e;
+}
+
+static struct nftnl_expr *ex_and_u8(uint8_t mask)
+{
+	uint8_t zero = 0;
+	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 1);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 1);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 1);
+	}
+	return e;
+}
+
+/* Which rule: a steering rule for (family, source bits, queue), or (fam 0)
+ * the catch-all that sends everything else to the first queue. */
+struct nt_steer {
+	uint8_t nfproto;   /* NFPROTO_IPV4 / NFPROTO_IPV6, 0 = catch-all */
+	uint8_t sbits, dbits;
+	unsigned queue;    /* absolute queue number */
+};
+
+static int add_steer_match(struct nftnl_rule *r, const struct nt_steer *st,
+			   uint8_t mask)
+{
+	/* offsets of the last address bytes in the IPv4 / IPv6 header */
+	uint32_t so = st->nfproto == NFPROTO_IPV4 ? 15 : 23;
+	uint32_t dof = st->nfproto == NFPROTO_IPV4 ? 19 : 39;
+	struct nftnl_expr *x[8] = {
+		ex_meta_nfproto(), ex_cmp_u8(st->nfproto),
+		ex_payload_nh_u8(so), ex_and_u8(mask), ex_cmp_u8(st->sbits),
+		ex_payload_nh_u8(dof), ex_and_u8(mask), ex_cmp_u8(st->dbits),
+	};
+	int r_ = 0;
+	for (unsigned i = 0; i < 8; i++) {
+		if (!x[i]) {
+			r_ = -ENOMEM;
+			continue;
+		}
+		if (r_ == 0)
+			nftnl_rule_add_expr(r, x[i]);
+		else
+			nftnl_expr_free(x[i]);
+	}
+	return r_;
+}
+
 static int batch_put_rule(struct nt_batch *bt, const struct nft_table_opts *o,
-			  enum nt_queue_kind kind)
+			  enum nt_queue_kind kind, const struct nt_steer *st)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
 	struct nftnl_expr *e;
@@ -247,7 +335,13 @@ static int batch_put_rule(struct nt_batch *bt, const struct nft_table_opts *o,
 		return -ENOMEM;
 	}
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
-	e = kind == NT_QUEUE_NATIVE ? expr_queue_native(o) : expr_queue_compat(o);
+	if (st->nfproto &&
+	    add_steer_match(r, st, (uint8_t)(o->queue_count - 1)) < 0) {
+		nftnl_rule_free(r);
+		return -ENOMEM;
+	}
+	e = kind == NT_QUEUE_NATIVE ? expr_queue_native(o, st->queue, 1)
+				    : expr_queue_compat(o, st->queue, 1);
 	if (!e) {
 		nftnl_rule_free(r);
 		return -ENOMEM;
@@ -376,8 +470,25 @@ static int install_once(const struct nft_table_opts *o, enum nt_queue_kind kind,
 	    (r = batch_put_table(bt, NFT_MSG_NEWTABLE, o->table, "add table (if absent)")) < 0 ||
 	    (r = batch_put_table(bt, NFT_MSG_DELTABLE, o->table, "delete stale table")) < 0 ||
 	    (r = batch_put_table(bt, NFT_MSG_NEWTABLE, o->table, "add table")) < 0 ||
-	    (r = batch_put_chain(bt, o)) < 0 ||
-	    (r = batch_put_rule(bt, o, kind)) < 0 ||
+	    (r = batch_put_chain(bt, o)) < 0)
+		return r;
+	/* One queue: one rule. Several: the steering rules (n x n per
+	 * family), then everything else (not IP) to the first queue. */
+	unsigned n = o->queue_count;
+	static const uint8_t fams[2] = {NFPROTO_IPV4, NFPROTO_IPV6};
+	for (unsigned f = 0; n > 1 && f < 2; f++)
+		for (unsigned q = 0; q < n; q++)
+			for (unsigned sb = 0; sb < n; sb++) {
+				struct nt_steer st = {
+					.nfproto = fams[f], .sbits = (uint8_t)sb,
+					.dbits = (uint8_t)(sb ^ q),
+					.queue = o->queue_first + q,
+				};
+				if ((r = batch_put_rule(bt, o, kind, &st)) < 0)
+					return r;
+			}
+	struct nt_steer all = {.queue = o->queue_first};
+	if ((r = batch_put_rule(bt, o, kind, &all)) < 0 ||
 	    (r = batch_end(bt)) < 0)
 		return r;
 	return batch_talk(bt, ret_step);
@@ -400,8 +511,8 @@ int nft_table_install(const struct nft_table_opts *o, char *err, size_t errlen)
 			o->queue_first, o->queue_first, o->queue_count);
 		return -EINVAL;
 	}
-	if (o->queue_count > 1 && !o->fanout) {
-		set_err(err, errlen, "table inet %s: %u queues need fanout (hash balancing)",
+	if (o->queue_count > 8 || (o->queue_count & (o->queue_count - 1))) {
+		set_err(err, errlen, "table inet %s: %u queues: 1, 2, 4 or 8 (address-bit steering)",
 			o->table, o->queue_count);
 		return -EINVAL;
 	}

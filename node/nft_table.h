@@ -24,12 +24,14 @@
 struct nft_table_opts {
 	const char *table;      /* "tandem": 1..255 bytes */
 	unsigned queue_first;   /* 0..65535 */
-	unsigned queue_count;   /* 1..65536 - queue_first */
+	/* 1, 2, 4 or 8. With several queues a packet goes to queue_first +
+	 * ((last byte of source ^ last byte of destination) & (count - 1)):
+	 * the same queue for both directions of a flow (one writer per shard)
+	 * and, unlike the kernel's seeded balancing hash, computable by the
+	 * node and its peers (pipeline_shard_of_addrs). Non-IP packets go to
+	 * queue_first. */
+	unsigned queue_count;
 	bool bypass;            /* accept when no program is bound to the queue */
-	/* Balance over the queue_count queues by the kernel's flow hash, which
-	 * is the same for both directions of a flow (one writer per shard).
-	 * Never CPU fanout. Required when queue_count > 1. */
-	bool fanout;
 	int priority;           /* forward hook priority; 0 = filter */
 };
 

@@ -160,6 +160,10 @@ unsigned pipeline_shard_of_addrs(uint8_t family, const uint8_t *a,
 
 unsigned pipeline_shard_of(const struct pkt *p, unsigned n)
 {
+	/* an ICMP error belongs where the flow it quotes is */
+	if (p->icmp_kind == PKT_ICMP_ERROR)
+		return pipeline_shard_of_addrs(p->family, p->inner.src,
+					       p->inner.dst, n);
 	return pipeline_shard_of_addrs(p->family, p->src, p->dst, n);
 }
 
@@ -185,6 +189,16 @@ static void icmp_error(struct shard *sh, const struct pkt *p, uint8_t iif,
 		       uint8_t oif, struct pipeline_result *res)
 {
 	const struct pkt_inner *in = &p->inner;
+	/* The queue was chosen by the error's own addresses (a router's, for
+	 * one); the quoted flow may live in another shard: hand it over. */
+	if (sh->nshards > 1) {
+		unsigned owner = pipeline_shard_of(p, sh->nshards);
+		if (owner != sh->id) {
+			res->requeue_to = (uint8_t)owner;
+			count_verdict(sh, res, V_REQUEUE, DROP_NONE);
+			return;
+		}
+	}
 	uint8_t za, zb;
 	if (sh->ctx->zones_by_iface)
 		flow_zones(sh->ctx, p->family, NULL, NULL, iif, oif, &za, &zb);

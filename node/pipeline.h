@@ -49,6 +49,7 @@ struct shard {
 	const struct node_ctx *ctx;
 	struct shard_stats st;
 	uint8_t id;
+	uint8_t nshards;        /* shards in all (0 or 1: one) */
 	bool ageing;            /* aggressive ageing in progress */
 	uint32_t age_high, age_low; /* watermarks in sessions */
 	unsigned tick_budget;   /* wheel visits per tick */
@@ -66,6 +67,7 @@ struct pipeline_result {
 				 * a burst, a later packet may end it and its
 				 * pool entry be reused) */
 	const struct cfg_rule *rule; /* rule matched on a miss, else NULL */
+	uint8_t requeue_to;     /* V_REQUEUE: the shard that owns the flow */
 };
 
 /* Fill a context from a loaded config and compiled policy. */

@@ -26,6 +26,7 @@ struct pkt_desc {
 	uint32_t id;         /* source's packet id (NFQUEUE packet id) */
 	uint8_t iif, oif;    /* config interface ids, 0 = unknown */
 	uint8_t l2_drop;     /* enum drop_reason when L2 was unusable */
+	uint8_t requeue_to;  /* V_REQUEUE: queue index (0..) to hand it to */
 };
 
 struct pkt_io;

@@ -317,7 +317,12 @@ static int nfqio_verdict_burst(struct pkt_io *io, unsigned queue,
 		}
 		struct nlmsghdr *nlh = nfq_nlmsg_put(p + used, NFQNL_MSG_VERDICT,
 						     q->num);
-		nfq_nlmsg_verdict_put(nlh, (int)d[i].id, NF_DROP);
+		/* NF_QUEUE with a queue number hands the packet to that
+		 * queue's worker (re-injected there, not re-filtered) */
+		unsigned verdict = v[i] == V_REQUEUE
+			? NF_QUEUE | (io->cfg->queue_first + d[i].requeue_to) << 16
+			: NF_DROP;
+		nfq_nlmsg_verdict_put(nlh, (int)d[i].id, (int)verdict);
 		used += NLMSG_ALIGN(nlh->nlmsg_len);
 	}
 	if (any_accept) {

@@ -29,6 +29,7 @@ const char *verdict_name(enum verdict v)
 {
 	static const char *const names[V_MAX] = {
 		[V_ACCEPT] = "accept", [V_DROP] = "drop", [V_REJECT] = "reject",
+		[V_REQUEUE] = "requeue",
 	};
 	return (unsigned)v < V_MAX ? names[v] : "?";
 }

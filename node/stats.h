@@ -33,7 +33,9 @@ enum end_reason {
 };
 
 enum proto_class { PC_TCP = 0, PC_UDP, PC_ICMP, PC_OTHER, PC_MAX };
-enum verdict { V_ACCEPT = 0, V_DROP, V_REJECT, V_MAX };
+/* V_REQUEUE: the packet belongs to another shard's session (an ICMP error
+ * quoting a flow whose addresses map to another queue): hand it over. */
+enum verdict { V_ACCEPT = 0, V_DROP, V_REJECT, V_REQUEUE, V_MAX };
 
 struct shard_stats {
 	uint64_t pkts, bytes;

@@ -71,6 +71,7 @@ static void *worker_main(void *arg)
 		pipeline_burst(&w->sh, p, iif, oif, m, now, res);
 		for (unsigned j = 0; j < m; j++) {
 			v[at[j]] = res[j].verdict;
+			d[at[j]].requeue_to = res[j].requeue_to;
 			if (res[j].verdict == V_REJECT)
 				reject_send(&w->rej, &p[j]);
 		}

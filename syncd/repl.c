@@ -657,6 +657,8 @@ void repl_msg(struct repl *r, unsigned i, const struct sync_hdr *h,
 		/* nowhere to apply it: ask again once the node is back */
 		p->need_bulk_request = true;
 	} else if (data) {
+		if (p->rx_state == BULK_WAITING)
+			p->rx_state = BULK_SENDING; /* its bulk resumed */
 		if (m->has_bulk_begin && m->bulk_begin) {
 			p->gen++;
 			p->rx_state = BULK_SENDING;

@@ -30,6 +30,7 @@ class TestFailure(Exception):
 
 
 _procs = []  # every process a test started; killed after each test
+_ctl_dir = "/run/tandem/tdm-lab"  # set per lab by Lab()
 
 
 def check(cond, msg):
@@ -41,6 +42,9 @@ class Lab:
     def __init__(self, prefix):
         assert prefix.startswith("tdm-")
         self.prefix = prefix
+        global _ctl_dir
+        # labs side by side must not share a node control socket
+        _ctl_dir = "/run/tandem/" + prefix.rstrip("-")
         self.env = dict(os.environ, TDM_LAB_PREFIX=prefix)
 
     def ns(self, name):
@@ -115,6 +119,7 @@ def config(queues=2, timeouts="", tcp="", table="", ageing="", datapath="", rule
     body of a libconfig rule list), and the given settings of each section."""
     return f"""
 node = {{ name = "labfw"; id = 3; }};
+{"" if "control =" in extra else f'control = {{ socket = "{_ctl_dir}/node.sock"; }};'}
 datapath = {{ queues = {queues}; {datapath} }};
 table = {{ {table} }};
 timeouts = {{ {timeouts} }};

@@ -90,7 +90,7 @@ static void install_ok(const struct nft_table_opts *o)
 /* The user's table must survive everything the tests do. */
 static void assert_keepme_intact(void)
 {
-	char out[4096];
+	char out[65536];
 
 	assert_int_equal(nft_list("keepme", out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "chain userchain"));
@@ -158,7 +158,7 @@ static void install_one_queue_bypass_lists_queue_0_bypass(void **state)
 {
 	struct nft_table_opts o = { .table = TABLE, .queue_first = 0, .queue_count = 1,
 				    .bypass = true };
-	char out[4096];
+	char out[65536];
 
 	(void)state;
 	assert_false(table_exists(TABLE));
@@ -172,38 +172,40 @@ static void install_one_queue_bypass_lists_queue_0_bypass(void **state)
 	assert_keepme_intact();
 }
 
-static void install_two_queues_fanout_lists_range_without_bypass(void **state)
+static void install_two_queues_steers_by_address_bits_without_bypass(void **state)
 {
-	struct nft_table_opts o = { .table = TABLE, .queue_first = 0, .queue_count = 2,
-				    .fanout = true };
-	char out[4096];
+	struct nft_table_opts o = { .table = TABLE, .queue_first = 0, .queue_count = 2 };
+	char out[65536];
 
 	(void)state;
 	install_ok(&o);
 	assert_int_equal(nft_list(TABLE, out, sizeof(out)), 0);
 	printf("%s", out);
-	assert_non_null(strstr(out, "queue num 0-1"));
+	/* steering rules to each queue, and the catch-all */
+	assert_non_null(strstr(out, "queue num 0"));
+	assert_non_null(strstr(out, "queue num 1"));
 	assert_null(strstr(out, "bypass"));
 	assert_null(strstr(out, "fanout")); /* never CPU fanout */
+	assert_null(strstr(out, "0-1"));    /* never kernel hash balancing */
 	assert_keepme_intact();
 }
 
 static void install_queue_range_not_at_zero(void **state)
 {
-	struct nft_table_opts o = { .table = TABLE, .queue_first = 100, .queue_count = 4,
-				    .fanout = true, .bypass = true };
-	char out[4096];
+	struct nft_table_opts o = { .table = TABLE, .queue_first = 100, .queue_count = 4, .bypass = true };
+	char out[65536];
 
 	(void)state;
 	install_ok(&o);
 	assert_int_equal(nft_list(TABLE, out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "queue num 100-103 bypass"));
+	assert_non_null(strstr(out, "queue num 100 bypass"));
+	assert_non_null(strstr(out, "queue num 103 bypass"));
 }
 
 static void install_with_priority_shows_it(void **state)
 {
 	struct nft_table_opts o = { .table = TABLE, .queue_count = 1, .priority = 5 };
-	char out[4096];
+	char out[65536];
 
 	(void)state;
 	install_ok(&o);
@@ -216,7 +218,7 @@ static void install_with_priority_shows_it(void **state)
 static void install_replaces_stale_table(void **state)
 {
 	struct nft_table_opts o = { .table = TABLE, .queue_count = 1, .bypass = true };
-	char out[4096];
+	char out[65536];
 
 	(void)state;
 	assert_int_equal(run("nft add table inet " TABLE " && "
@@ -240,18 +242,20 @@ static void install_replaces_stale_table(void **state)
 static void install_twice_leaves_one_rule(void **state)
 {
 	struct nft_table_opts o1 = { .table = TABLE, .queue_count = 1, .bypass = true };
-	struct nft_table_opts o2 = { .table = TABLE, .queue_count = 2, .fanout = true };
-	char out[4096];
+	struct nft_table_opts o2 = { .table = TABLE, .queue_count = 2 };
+	char out[65536];
 	const char *p;
 
 	(void)state;
 	install_ok(&o1);
 	install_ok(&o2);
 	assert_int_equal(nft_list(TABLE, out, sizeof(out)), 0);
-	p = strstr(out, "queue num");
-	assert_non_null(p);
-	assert_null(strstr(p + 1, "queue num"));
-	assert_non_null(strstr(out, "queue num 0-1"));
+	/* 2 families x 2 queues x 2 source bits steering rules + catch-all,
+	 * and nothing of the first install left */
+	int rules = 0;
+	for (p = strstr(out, "queue num"); p; p = strstr(p + 1, "queue num"))
+		rules++;
+	assert_int_equal(rules, 9);
 	assert_null(strstr(out, "bypass"));
 }
 
@@ -285,10 +289,11 @@ static void bad_options_are_refused_and_change_nothing(void **state)
 	char err[256];
 	const struct nft_table_opts bad[] = {
 		{ .table = TABLE, .queue_count = 0 },
-		{ .table = TABLE, .queue_count = 2 },            /* no fanout */
-		{ .table = TABLE, .queue_first = 65535, .queue_count = 2, .fanout = true },
+		{ .table = TABLE, .queue_count = 3 },            /* not a power of two */
+		{ .table = TABLE, .queue_count = 16 },           /* more than 8 */
+		{ .table = TABLE, .queue_first = 65535, .queue_count = 2 },
 		{ .table = TABLE, .queue_first = 65536, .queue_count = 1 },
-		{ .table = TABLE, .queue_count = 65536, .fanout = true },
+		{ .table = TABLE, .queue_count = 65536 },
 		{ .table = "", .queue_count = 1 },
 		{ .table = NULL, .queue_count = 1 },
 		{ .table = longname, .queue_count = 1 },
@@ -380,7 +385,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(install_one_queue_bypass_lists_queue_0_bypass, test_setup),
-		cmocka_unit_test_setup(install_two_queues_fanout_lists_range_without_bypass, test_setup),
+		cmocka_unit_test_setup(install_two_queues_steers_by_address_bits_without_bypass, test_setup),
 		cmocka_unit_test_setup(install_queue_range_not_at_zero, test_setup),
 		cmocka_unit_test_setup(install_with_priority_shows_it, test_setup),
 		cmocka_unit_test_setup(install_replaces_stale_table, test_setup),

@@ -205,7 +205,7 @@ static void test_every_setting_at_its_bounds(void **state)
 
 	(void)state;
 	c = load_ok(BASE
-		    "datapath = { queues = 64; queue_first = 65471; queue_len = 1048576; fail_open = true; bypass = true; };\n"
+		    "datapath = { queues = 8; queue_first = 65527; queue_len = 1048576; fail_open = true; bypass = true; };\n"
 		    "table = { max_sessions = 268435456; };\n"
 		    "timeouts = { tcp_initial = 4; tcp_established = 86400; tcp_wait = 3600; tcp_time_wait = 1;\n"
 		    "             tcp_closed = 600; udp = 4; icmp = 86400; other = 4; };\n"
@@ -219,8 +219,8 @@ static void test_every_setting_at_its_bounds(void **state)
 		    "            destination = [\"10.2.0.0/16\", \"fd00:2::1\"]; service = \"t\"; action = \"drop\";\n"
 		    "            tracking = \"strict\"; idle_timeout = 86400; keepalive = true;\n"
 		    "            limit_per_source = 1000000; limit_per_destination = 1; log = true; } );\n");
-	assert_int_equal(c->queues, 64);
-	assert_int_equal(c->queue_first, 65471);
+	assert_int_equal(c->queues, 8);
+	assert_int_equal(c->queue_first, 65527);
 	assert_true(c->fail_open && c->bypass && c->fin_invalidate && c->reload_flush);
 	assert_int_equal(c->max_sessions, 268435456);
 	assert_int_equal(c->timeout[TO_TCP_INITIAL], 4);
@@ -254,14 +254,14 @@ static void test_error_out_of_range_timeout(void **state)
 		     "<string>:4: timeouts.tcp_initial: 3 out of range 4..300");
 	expect_error(BASE "timeouts = {\n udp = 5;\n icmp = 86401; };\n" RULES,
 		     "<string>:6: timeouts.icmp: 86401 out of range 4..86400");
-	expect_error(BASE "datapath = { queues = 65; };\n" RULES,
-		     "<string>:4: datapath.queues: 65 out of range 1..64");
+	expect_error(BASE "datapath = { queues = 16; };\n" RULES,
+		     "<string>:4: datapath.queues: 16 out of range 1..8");
+	expect_error(BASE "datapath = { queues = 3; };\n" RULES,
+		     "<string>:4: datapath.queues: 3 is not 1, 2, 4 or 8");
 	expect_error(BASE "datapath = { queues = 4; queue_first = 65532; };\n" RULES,
 		     "<string>:4: datapath.queue_first: 65532 out of range 0..65531");
 	expect_error(BASE "table = { max_sessions = 15; };\n" RULES,
 		     "<string>:4: table.max_sessions: 15 out of range 16..268435456");
-	expect_error(BASE "datapath = { queues = 32; };\ntable = { max_sessions = 16; };\n" RULES,
-		     "<string>:5: table.max_sessions: 16 is below datapath.queues");
 	expect_error(BASE "node = { name = \"x\"; id = 0; };\n" RULES,
 		     "<string>:4: duplicate setting name");
 	expect_error("node = { name = \"fw1\"; id = 65536; };\n" RULES,
