@@ -517,8 +517,9 @@ static void do_auth(struct cli *c, int argc, char **argv)
 
 /* ---------------------------------------------------------------- node */
 
-static bool done_status(struct cli *c, struct cli_job *j, Tandem__CtlReply *r)
+static bool done_status(struct cli *c, struct cli_job *j, void *reply)
 {
+	Tandem__CtlReply *r = reply;
 	const struct server *s = c->srv;
 
 	(void)j;
@@ -548,8 +549,9 @@ static void do_show_status(struct cli *c, int argc, char **argv)
 	node_request(c, TANDEM__CTL_REQUEST__CMD__STATUS, NULL, 0, done_status, NULL);
 }
 
-static bool done_sessions(struct cli *c, struct cli_job *j, Tandem__CtlReply *r)
+static bool done_sessions(struct cli *c, struct cli_job *j, void *reply)
 {
+	Tandem__CtlReply *r = reply;
 	char status[128];
 	size_t n = r->n_sessions;
 
@@ -583,8 +585,9 @@ static void do_show_sessions(struct cli *c, int argc, char **argv)
 			     done_sessions, NULL);
 }
 
-static bool done_count(struct cli *c, struct cli_job *j, Tandem__CtlReply *r)
+static bool done_count(struct cli *c, struct cli_job *j, void *reply)
 {
+	Tandem__CtlReply *r = reply;
 	(void)j;
 	rec_begin(&c->out, "count");
 	rec_u64(&c->out, "sessions", r->has_count ? r->count : r->n_sessions);
@@ -611,8 +614,9 @@ static bool parse_id(struct cli *c, const char *s, uint64_t *ret)
 	return true;
 }
 
-static bool done_session(struct cli *c, struct cli_job *j, Tandem__CtlReply *r)
+static bool done_session(struct cli *c, struct cli_job *j, void *reply)
 {
+	Tandem__CtlReply *r = reply;
 	/* The node filters by id; keep only an exact match, whatever it sent. */
 	size_t keep = 0;
 	for (size_t i = 0; i < r->n_sessions; i++)
@@ -640,8 +644,9 @@ static void do_show_session(struct cli *c, int argc, char **argv)
 	node_request(c, TANDEM__CTL_REQUEST__CMD__SESSIONS, &f, id, done_session, NULL);
 }
 
-static bool done_clear(struct cli *c, struct cli_job *j, Tandem__CtlReply *r)
+static bool done_clear(struct cli *c, struct cli_job *j, void *reply)
 {
+	Tandem__CtlReply *r = reply;
 	uint64_t n = r->has_count ? r->count : 0;
 
 	tandem__ctl_reply__free_unpacked(r, NULL);
@@ -692,8 +697,9 @@ static void put_mgmt_counters(struct cli *c)
 	}
 }
 
-static bool done_stats(struct cli *c, struct cli_job *j, Tandem__CtlReply *r)
+static bool done_stats(struct cli *c, struct cli_job *j, void *reply)
 {
+	Tandem__CtlReply *r = reply;
 	(void)j;
 	for (size_t i = 0; i < r->n_counters; i++)
 		render_counter(&c->out, r->counters[i]->name, r->counters[i]->value);
@@ -710,8 +716,9 @@ static void do_show_stats(struct cli *c, int argc, char **argv)
 	node_request(c, TANDEM__CTL_REQUEST__CMD__STATS, NULL, 0, done_stats, NULL);
 }
 
-static bool done_policy(struct cli *c, struct cli_job *j, Tandem__CtlReply *r)
+static bool done_policy(struct cli *c, struct cli_job *j, void *reply)
 {
+	Tandem__CtlReply *r = reply;
 	(void)j;
 	cli_stream(c, r, RENDER_RECORDS, "policy", NULL);
 	return false;
@@ -724,8 +731,9 @@ static void do_show_policy(struct cli *c, int argc, char **argv)
 	node_request(c, TANDEM__CTL_REQUEST__CMD__POLICY, NULL, 0, done_policy, NULL);
 }
 
-static bool done_config(struct cli *c, struct cli_job *j, Tandem__CtlReply *r)
+static bool done_config(struct cli *c, struct cli_job *j, void *reply)
 {
+	Tandem__CtlReply *r = reply;
 	(void)j;
 	cli_stream(c, r, RENDER_TEXT, "config", NULL);
 	return false;
@@ -740,8 +748,9 @@ static void do_show_config(struct cli *c, int argc, char **argv)
 
 /* ---------------------------------------------------------------- config */
 
-static bool done_push(struct cli *c, struct cli_job *j, Tandem__CtlReply *r)
+static bool done_push(struct cli *c, struct cli_job *j, void *reply)
 {
+	Tandem__CtlReply *r = reply;
 	(void)j;
 	if (!r->push) {
 		tandem__ctl_reply__free_unpacked(r, NULL);
@@ -814,7 +823,7 @@ void cmd_body_done(struct cli *c)
 		j->push = true;
 		s->ctr.config_pushes++;
 	}
-	job_send(c, j, s->node, &req); /* packs the text: the body can go */
+	job_ctl(c, j, &req); /* packs the text: the body can go */
 	rec_buf_free(&c->body);
 }
 
@@ -838,41 +847,20 @@ static void do_config_rollback(struct cli *c, int argc, char **argv)
 
 /* ---------------------------------------------------------------- syncd */
 
-/*
- * tandem-syncd's ctl socket speaks the same CtlRequest/CtlReply. Until
- * proto/tandem.proto has cluster commands, `show cluster` asks syncd for
- * STATUS (role, identity) and STATS (sync counters), and `request failover`
- * is refused: there is no wire command for it yet.
- */
-static bool done_cluster_stats(struct cli *c, struct cli_job *j,
-			       Tandem__CtlReply *r)
+static bool done_cluster(struct cli *c, struct cli_job *j, void *reply)
 {
+	Tandem__SyncdReply *r = reply;
+
 	(void)j;
-	for (size_t i = 0; i < r->n_counters; i++)
-		render_counter(&c->out, r->counters[i]->name, r->counters[i]->value);
-	tandem__ctl_reply__free_unpacked(r, NULL);
+	if (!r->cluster) {
+		tandem__syncd_reply__free_unpacked(r, NULL);
+		cli_err(c, 500, "syncd sent no cluster status");
+		return false;
+	}
+	render_cluster(&c->out, r->cluster);
+	tandem__syncd_reply__free_unpacked(r, NULL);
 	cli_ok(c, NULL);
 	return false;
-}
-
-static bool done_cluster(struct cli *c, struct cli_job *j, Tandem__CtlReply *r)
-{
-	if (r->node) {
-		rec_begin(&c->out, "cluster");
-		rec_str(&c->out, "node", r->node->node_name);
-		rec_u64(&c->out, "node_id", r->node->node_id);
-		rec_str(&c->out, "role", r->node->role && *r->node->role ?
-			r->node->role : "unknown");
-		rec_u64(&c->out, "uptime", r->node->uptime_s);
-		rec_str(&c->out, "version", r->node->version);
-		rec_end(&c->out);
-	}
-	tandem__ctl_reply__free_unpacked(r, NULL);
-	Tandem__CtlRequest req = TANDEM__CTL_REQUEST__INIT;
-	req.cmd = TANDEM__CTL_REQUEST__CMD__STATS;
-	j->done = done_cluster_stats;
-	job_send(c, j, c->srv->syncd, &req);
-	return true;
 }
 
 static void do_show_cluster(struct cli *c, int argc, char **argv)
@@ -886,45 +874,95 @@ static void do_show_cluster(struct cli *c, int argc, char **argv)
 	struct cli_job *j = job_new(c, "syncd", done_cluster);
 	if (!j)
 		return;
-	Tandem__CtlRequest req = TANDEM__CTL_REQUEST__INIT;
-	req.cmd = TANDEM__CTL_REQUEST__CMD__STATUS;
-	job_send(c, j, c->srv->syncd, &req);
+	Tandem__SyncdRequest req = TANDEM__SYNCD_REQUEST__INIT;
+	req.cmd = TANDEM__SYNCD_REQUEST__CMD__SHOW_CLUSTER;
+	job_syncd(c, j, &req);
+}
+
+static bool done_failover(struct cli *c, struct cli_job *j, void *reply)
+{
+	Tandem__SyncdReply *r = reply;
+
+	(void)j;
+	rec_begin(&c->out, "failover");
+	rec_str(&c->out, "role", r->role && *r->role ? r->role : "unknown");
+	if (r->has_failover_ms)
+		rec_u64(&c->out, "elapsed_ms", r->failover_ms);
+	rec_end(&c->out);
+	mgmt_log("%s: user %s: failover, now %s", c->peer, c->user,
+		 r->role ? r->role : "?");
+	tandem__syncd_reply__free_unpacked(r, NULL);
+	cli_ok(c, "failover done");
+	return false;
 }
 
 static void do_request_failover(struct cli *c, int argc, char **argv)
 {
+	const struct mgmt_conf *conf = c->srv->conf;
+
 	(void)argc;
 	(void)argv;
 	if (!c->srv->syncd) {
 		cli_err(c, 503, "syncd not running");
 		return;
 	}
-	cli_err(c, 503, "syncd does not take failover requests yet");
+	struct cli_job *j = job_new(c, "syncd", done_failover);
+	if (!j)
+		return;
+	Tandem__SyncdRequest req = TANDEM__SYNCD_REQUEST__INIT;
+	req.cmd = TANDEM__SYNCD_REQUEST__CMD__FAILOVER;
+	/* syncd gives up (and says why) a little before we stop waiting. */
+	req.has_timeout_ms = 1;
+	req.timeout_ms = conf->ctl_timeout_ms > 2000 ? conf->ctl_timeout_ms - 1000
+						     : conf->ctl_timeout_ms / 2;
+	mgmt_log("%s: user %s requests a failover", c->peer, c->user);
+	job_syncd(c, j, &req);
 }
 
 /* ---------------------------------------------------------------- metrics */
 
-static bool metrics_finish(struct cli *c, struct cli_job *j,
-			   Tandem__CtlReply *stats)
+/* node STATUS -> node STATS -> syncd SHOW_CLUSTER (when configured) ->
+ * render. A step that fails ends the chain: what was collected is shown. */
+static void metrics_finish(struct cli *c, struct cli_job *j)
 {
 	struct render_counter rc[40];
 	size_t n = server_counters(c->srv, rc, 40);
 
-	render_metrics(&c->out, j->first ? j->first->node : NULL, stats, rc, n);
-	if (stats)
-		tandem__ctl_reply__free_unpacked(stats, NULL);
+	render_metrics(&c->out, j->status ? j->status->node : NULL, j->stats,
+		       c->srv->syncd != NULL, j->cluster ? j->cluster->cluster : NULL,
+		       rc, n);
 	cli_ok(c, NULL);
+}
+
+static bool done_metrics_cluster(struct cli *c, struct cli_job *j, void *reply)
+{
+	j->cluster = reply;
+	metrics_finish(c, j);
 	return false;
 }
 
-static bool done_metrics_status(struct cli *c, struct cli_job *j,
-				Tandem__CtlReply *r)
+static bool done_metrics_stats(struct cli *c, struct cli_job *j, void *reply)
 {
-	j->first = r;
-	j->done = metrics_finish;
+	j->stats = reply;
+	if (!c->srv->syncd) {
+		metrics_finish(c, j);
+		return false;
+	}
+	Tandem__SyncdRequest req = TANDEM__SYNCD_REQUEST__INIT;
+	req.cmd = TANDEM__SYNCD_REQUEST__CMD__SHOW_CLUSTER;
+	j->peer = "syncd";
+	j->done = done_metrics_cluster;
+	job_syncd(c, j, &req);
+	return true;
+}
+
+static bool done_metrics_status(struct cli *c, struct cli_job *j, void *reply)
+{
+	j->status = reply;
+	j->done = done_metrics_stats;
 	Tandem__CtlRequest req = TANDEM__CTL_REQUEST__INIT;
 	req.cmd = TANDEM__CTL_REQUEST__CMD__STATS;
-	job_send(c, j, c->srv->node, &req);
+	job_ctl(c, j, &req);
 	return true;
 }
 

@@ -71,10 +71,10 @@ int server_new(uv_loop_t *loop, const struct mgmt_conf *conf,
 				  conf->login_window_ms, conf->login_block_ms,
 				  &s->limiter)) ||
 	    (r = ctl_client_new(loop, conf->node_socket, conf->ctl_timeout_ms,
-				&s->node)) ||
+				&tandem__ctl_reply__descriptor, &s->node)) ||
 	    (conf->syncd_socket[0] &&
 	     (r = ctl_client_new(loop, conf->syncd_socket, conf->ctl_timeout_ms,
-				 &s->syncd)))) {
+				 &tandem__syncd_reply__descriptor, &s->syncd)))) {
 		snprintf(err, errlen, "start: %s", strerror(-r));
 		auth_limiter_free(s->limiter);
 		ctl_client_close(s->node);
@@ -141,19 +141,26 @@ size_t server_counters(const struct server *s, struct render_counter *out,
 		out[n++] = (struct render_counter){nm, s->ctr.f};
 	MGMT_COUNTERS(X_PUT)
 #undef X_PUT
-	if (s->node) {
-		const struct ctl_stats *cs = ctl_client_stats(s->node);
-		const struct render_counter more[] = {
-			{"node-requests", cs->requests},
-			{"node-timeouts", cs->timeouts},
-			{"node-connects", cs->connects},
-			{"node-connect-failures", cs->connect_failures},
-			{"node-disconnects", cs->disconnects},
-			{"node-bad-frames", cs->bad_frames},
-			{"node-late-replies", cs->late_replies},
-		};
-		for (size_t i = 0; i < sizeof(more) / sizeof(more[0]) && n < max; i++)
-			out[n++] = more[i];
+	/* The ctl connections' counters; names are static strings. */
+	static const char *const names[2][8] = {
+		{"node-requests", "node-timeouts", "node-connects",
+		 "node-connect-failures", "node-disconnects", "node-bad-frames",
+		 "node-bad-replies", "node-late-replies"},
+		{"syncd-requests", "syncd-timeouts", "syncd-connects",
+		 "syncd-connect-failures", "syncd-disconnects", "syncd-bad-frames",
+		 "syncd-bad-replies", "syncd-late-replies"},
+	};
+	const struct ctl_client *peers[2] = {s->node, s->syncd};
+	for (int k = 0; k < 2; k++) {
+		if (!peers[k])
+			continue;
+		const struct ctl_stats *cs = ctl_client_stats(peers[k]);
+		const uint64_t v[8] = {cs->requests, cs->timeouts, cs->connects,
+				       cs->connect_failures, cs->disconnects,
+				       cs->bad_frames, cs->bad_replies,
+				       cs->late_replies};
+		for (size_t i = 0; i < 8 && n < max; i++)
+			out[n++] = (struct render_counter){names[k][i], v[i]};
 	}
 	return n;
 }

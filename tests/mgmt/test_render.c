@@ -241,7 +241,7 @@ static void test_metrics_families_once_each(void **state)
 	st.sessions = 12;
 	st.capacity = 100;
 	rec_buf_init(&b);
-	render_metrics(&b, &st, &stats, mg, 1);
+	render_metrics(&b, &st, &stats, 0, NULL, mg, 1);
 	assert_int_equal(b.err, 0);
 	const char *t = b.p;
 	assert_int_equal(count(t, "# TYPE tandem_verdicts_total counter\n"), 1);
@@ -273,7 +273,7 @@ static void test_metrics_node_down(void **state)
 
 	(void)state;
 	rec_buf_init(&b);
-	render_metrics(&b, NULL, NULL, NULL, 0);
+	render_metrics(&b, NULL, NULL, 0, NULL, NULL, 0);
 	assert_string_equal(b.p, "# HELP tandem_up 1 when tandem-node answered.\n"
 			    "# TYPE tandem_up gauge\ntandem_up 0\n");
 	rec_buf_free(&b);
