@@ -31,6 +31,7 @@ class TestFailure(Exception):
 
 _procs = []  # every process a test started; killed after each test
 _ctl_dir = "/run/tandem/tdm-lab"  # set per lab by Lab()
+_dirs = []   # node temp dirs, removed when the module's tests end
 
 
 def check(cond, msg):
@@ -143,6 +144,7 @@ class Node:
     def __init__(self, lab, cfg_text, check_start=True):
         self.lab = lab
         self.dir = tempfile.mkdtemp(prefix="tandem-lab-")
+        _dirs.append(self.dir)
         self.cfg = os.path.join(self.dir, "node.conf")
         self.stats_path = os.path.join(self.dir, "stats")
         self.log = os.path.join(self.dir, "node.log")
@@ -307,5 +309,8 @@ def run_tests(module_globals, lab, per_test_timeout=120):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
         lab.down()
+        import shutil
+        for d in _dirs:
+            shutil.rmtree(d, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

@@ -796,17 +796,6 @@ def test_icmp_error_ends_udp_session(lab):
 EXTRA_SRC = [f"10.1.0.{i}" for i in range(100, 116)]
 
 
-@expected_failure(
-    "ICMP errors miss their session when the node runs several queues. node/nft_table.c "
-    "(expr_queue_compat, info->queues_total = queue_count) lets the kernel pick the queue; "
-    "xt_NFQUEUE's hash (hash_v4, include/net/netfilter/nf_queue.h) covers saddr, daddr AND "
-    "the IP protocol, so the server's ICMP port unreachable (proto 1) for a client's UDP "
-    "flow (proto 17) between the same two addresses goes, for about half of the address "
-    "pairs, to the other queue; that worker's shard (node/worker.c: one shard per queue) "
-    "has no such session and pipeline.c icmp_error() drops it as icmp-error-no-session. "
-    "The same loses ICMP errors for TCP (e.g. fragmentation-needed, so PMTU discovery) "
-    "and errors sent by routers (other source address). pipeline.c cannot fix it: the "
-    "session lives in another worker's shard")
 def test_icmp_error_ends_udp_session_multiqueue(lab):
     """Same as above with two queues, for 16 client addresses (16 address
     pairs: the chance that all of them hash UDP and ICMP to the same queue

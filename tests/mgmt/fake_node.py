@@ -15,6 +15,10 @@ ends every session as no-rule), and logs every request as a JSON line
 Options for the limits tests: --slow CMD=MS delays the replies of one
 command; --huge-text N makes POLICY answer a single N-byte line.
 
+With --syncd it plays tandem-syncd's control socket instead (SyncdRequest /
+SyncdReply): SHOW_CLUSTER answers a two-node cluster, FAILOVER switches
+this node to standby (or, with --failover-refuse, answers 409).
+
 Must never: answer a request it could not parse (it closes that
 connection instead), or outlive its parent test (it exits on SIGTERM).
 """
@@ -37,6 +41,8 @@ ap.add_argument("--sessions", type=int, default=6)
 ap.add_argument("--log")
 ap.add_argument("--slow", action="append", default=[])
 ap.add_argument("--huge-text", type=int, default=0)
+ap.add_argument("--syncd", action="store_true")
+ap.add_argument("--failover-refuse", action="store_true")
 args = ap.parse_args()
 
 sys.path.insert(0, args.pb_dir)
@@ -258,6 +264,50 @@ def handle(req):
     return rep
 
 
+syncd_role = "active"
+
+
+def handle_syncd(req):
+    global syncd_role
+    rep = pb.SyncdReply()
+    rep.seq, rep.status = req.seq, 0
+    if req.cmd == pb.SyncdRequest.SHOW_CLUSTER:
+        cs = rep.cluster
+        cs.node_id, cs.cluster_id, cs.mode, cs.role = 1, 7, "election", syncd_role
+        cs.epoch, cs.ready, cs.priority, cs.preempt = 3, True, 100, False
+        cs.role_age_ms, cs.role_reason, cs.node_link = 5000, "election won", "up"
+        cs.local_sessions, cs.peer_sessions, cs.apply_pending = 12, 3, 0
+        cs.vips.extend(["10.1.0.1/16 veth-c", "10.2.0.1/16 veth-s"])
+        cs.policy_hash = "1ea7c783f688c65f"
+        p = cs.peers.add()
+        p.node_id, p.address, p.link = 2, "10.9.0.2:7071", "up"
+        for name, alive in (("sync", True), ("data", False)):
+            ps = p.paths.add()
+            ps.path, ps.alive = name, alive
+            if alive:
+                ps.last_rx_age_ms = 120
+        p.role, p.priority, p.epoch, p.ready = "standby", 50, 3, True
+        p.events_sent, p.events_received = 1000, 20
+        p.frames_sent, p.frames_received, p.frames_refused = 100, 10, 1
+        r = p.refused.add()
+        r.name, r.value = "bad-tag", 1
+        p.lag_events, p.lag_ms, p.ack_p50_us, p.ack_p99_us = 2, 4, 150, 900
+        p.bulk_tx.state, p.bulk_tx.sent, p.bulk_tx.total = "done", 12, 12
+        p.applied_seq, p.acked_seq, p.backlog_bytes = 10, 100, 0
+        p.connects, p.disconnects, p.link_up_ms = 1, 0, 60000
+        c = cs.counters.add()
+        c.name, c.value = "node.reconnects", 0
+    elif req.cmd == pb.SyncdRequest.FAILOVER:
+        if args.failover_refuse:
+            rep.status, rep.error = 409, "no ready standby to hand over to"
+        else:
+            syncd_role = "standby"
+            rep.failover_ms, rep.role = 850, "standby"
+    else:
+        rep.status, rep.error = 400, "unknown command"
+    return rep
+
+
 def recv_exact(c, n):
     b = b""
     while len(b) < n:
@@ -278,14 +328,17 @@ def serve(c):
             body = recv_exact(c, n)
             if body is None:
                 return
-            req = pb.CtlRequest()
+            req = pb.SyncdRequest() if args.syncd else pb.CtlRequest()
             req.ParseFromString(body)
-            name = pb.CtlRequest.Cmd.Name(req.cmd)
+            name = type(req).Cmd.Name(req.cmd)
             if name in slow:
                 time.sleep(slow[name])
             with lock:
-                log_req(req)
-                rep = handle(req)
+                if args.syncd:
+                    rep = handle_syncd(req)
+                else:
+                    log_req(req)
+                    rep = handle(req)
             out = rep.SerializeToString()
             c.sendall(struct.pack(">I", len(out)) + out)
     except Exception as e:  # a test may kill the peer at any time

@@ -447,7 +447,7 @@ class TestCommands(Base):
                   'tandem_sessions{state="established"}', 'tandem_ageing_active 0']:
             self.assertIn(m, text)
 
-    def test_show_cluster_and_failover_without_syncd(self):
+    def test_show_cluster_and_failover_without_syncd_configured(self):
         c = self.conn()
         self.assertEqual(self.err(c, "show cluster", 503), "ERR 503 syncd not running")
         self.assertEqual(self.err(c, "request failover", 503), "ERR 503 syncd not running")
@@ -554,6 +554,89 @@ class TestConfig(Base):
         data, st = c.reply()
         self.assertEqual(st, "ERR 400 binary data in line")
         self.assertTrue(c.eof())
+
+
+class TestSyncd(Base):
+    """show cluster, request failover and the cluster metrics through a fake
+    tandem-syncd; then syncd going away."""
+
+    @classmethod
+    def setUpClass(cls):
+        tmp = tempfile.mkdtemp(prefix="tandem-syncd-test-")
+        cls.syncd_tmp = tmp
+        cls.syncd_sock = os.path.join(tmp, "syncd.sock")
+        cls.syncd = M.start_fake_node(tmp, cls.syncd_sock, "--syncd")
+        cls.conf = {"syncd_socket": '"%s"' % cls.syncd_sock}
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.syncd.kill()
+        super().tearDownClass()
+        shutil.rmtree(cls.syncd_tmp, ignore_errors=True)
+
+    def test_show_cluster(self):
+        c = self.conn("viewer")
+        data, st = self.ok(c, "show cluster")
+        recs = records(data)
+        self.assertEqual(recs[0][0], "cluster")
+        cl = recs[0][1]
+        self.assertEqual((cl["role"], cl["ready"], cl["node_link"]), ("active", "yes", "up"))
+        self.assertEqual(cl["vips"], "10.1.0.1/16 veth-c,10.2.0.1/16 veth-s")
+        w, peer = recs[1]
+        self.assertEqual(w, "peer")
+        self.assertEqual((peer["node_id"], peer["link"], peer["path_sync"], peer["path_data"]),
+                         ("2", "up", "alive", "dead"))
+        self.assertEqual(peer["refused_bad_tag"], "1")
+        self.assertEqual(peer["bulk_tx"], "done:12/12")
+        self.assertEqual(recs[2], ("counter", {"name": "node.reconnects", "value": "0"}))
+
+    def test_metrics_include_cluster(self):
+        c = self.conn()
+        data, st = c.cmd("show metrics")
+        text = "\n".join(data)
+        for m in ["tandem_syncd_up 1", 'tandem_cluster_role{role="', "tandem_cluster_ready 1",
+                  'tandem_sync_peer_up{peer="2"} 1', 'tandem_sync_events_sent_total{peer="2"} 1000',
+                  'tandem_sync_frames_refused_total{peer="2"} 1', "tandem_up 1"]:
+            self.assertIn(m, text)
+
+    def test_zz_failover_then_syncd_gone(self):
+        c = self.conn()
+        self.err(self.conn("viewer"), "request failover", 403)
+        data, st = self.ok(c, "request failover")
+        self.assertEqual(st, "OK failover done")
+        self.assertEqual(records(data), [("failover", {"role": "standby", "elapsed_ms": "850"})])
+        self.assertEqual(records(self.ok(c, "show cluster")[0])[0][1]["role"], "standby")
+        self.syncd.kill()
+        st = self.err(c, "show cluster", 503)
+        self.assertIn(st, ("ERR 503 syncd not running", "ERR 503 syncd connection lost"))
+        self.assertEqual(self.err(c, "show cluster", 503), "ERR 503 syncd not running")
+        data, st = c.cmd("show metrics")
+        self.assertEqual(st, "OK")
+        self.assertIn("tandem_syncd_up 0", data)
+        self.assertIn("tandem_up 1", data)
+
+
+class TestSyncdRefuses(Base):
+    @classmethod
+    def setUpClass(cls):
+        tmp = tempfile.mkdtemp(prefix="tandem-syncd-test-")
+        cls.syncd_tmp = tmp
+        cls.syncd = M.start_fake_node(tmp, os.path.join(tmp, "s.sock"), "--syncd",
+                                      "--failover-refuse")
+        cls.conf = {"syncd_socket": '"%s"' % os.path.join(tmp, "s.sock")}
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.syncd.kill()
+        super().tearDownClass()
+        shutil.rmtree(cls.syncd_tmp, ignore_errors=True)
+
+    def test_failover_refused_by_syncd(self):
+        c = self.conn()
+        self.assertEqual(self.err(c, "request failover", 409),
+                         "ERR 409 no ready standby to hand over to")
 
 
 class TestSlowNode(Base):

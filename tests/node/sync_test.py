@@ -81,7 +81,10 @@ def start(name, cap):
     conf = os.path.join(tmp, f"{name}.conf")
     sock = os.path.join(tmp, f"{name}.sock")
     with open(conf, "w") as f:
-        f.write(f'control = {{ socket = "{sock}"; }};\n' + open(f"{SRC}/conf/tandem.conf").read())
+        text = open(f"{SRC}/conf/tandem.conf").read()
+        old = 'socket = "/run/tandem/fw1/node.sock";'
+        assert old in text
+        f.write(text.replace(old, f'socket = "{sock}";'))
     log = open(os.path.join(tmp, f"{name}.log"), "w")
     p = subprocess.Popen([NODE, "--config", conf, "--pcap", cap, "--serve"], stdout=log, stderr=log)
     deadline = time.time() + 10
