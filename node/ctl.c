@@ -319,6 +319,10 @@ static void sess_to_wire(struct wire_sess *w, const struct sess_copy *c,
 	w->s.wscale = s->wscale;
 	w->s.has_shard = true;
 	w->s.shard = c->shard;
+	if (s->flags & SF_KEEPALIVE) {
+		w->s.has_ka_next = true;
+		w->s.ka_next = s->mode >> 4;
+	}
 	w->s.has_timeout_s = true;
 	enum cfg_timeout cls = track_timeout_class(s);
 	uint64_t to = nc->ctx.timeout_ms[cls];
@@ -989,7 +993,7 @@ static void do_stats(struct ctl *c, struct conn *cn, uint64_t seq)
 	struct shard_stats t;
 	uint64_t sessions;
 	totals(c, &t, &sessions);
-	enum { MAXC = V_MAX + DROP_MAX + PC_MAX * 2 + END_MAX + PC_MAX * SS_MAX + 8 };
+	enum { MAXC = V_MAX + DROP_MAX + PC_MAX * 2 + END_MAX + PC_MAX * SS_MAX + 16 };
 	static Tandem__Counter cs[MAXC];
 	static Tandem__Counter *ps[MAXC];
 	static char names[MAXC][64];
@@ -1001,6 +1005,9 @@ static void do_stats(struct ctl *c, struct conn *cn, uint64_t seq)
 	add_counter(cs, ps, &n, names, "capacity", c->capacity);
 	add_counter(cs, ps, &n, names, "ageing_started", t.ageing_on);
 	add_counter(cs, ps, &n, names, "first_fragments", t.first_frags);
+	add_counter(cs, ps, &n, names, "keepalive.probes", t.ka_probes);
+	add_counter(cs, ps, &n, names, "keepalive.rejuvenated", t.ka_rejuvenated);
+	add_counter(cs, ps, &n, names, "keepalive.discarded_rst", t.ka_rst);
 	for (unsigned v = 0; v < V_MAX; v++) {
 		snprintf(nm, sizeof(nm), "verdict.%s", verdict_name(v));
 		add_counter(cs, ps, &n, names, nm, t.verdict[v]);

@@ -304,6 +304,12 @@ bool job_run_slice(struct ctl_job *j, struct shard *sh, uint64_t now)
 			if (s->flags & SF_PEER) {
 				s->flags &= (uint8_t)~SF_PEER;
 				j->local++; /* promoted */
+				/* probes continue here: file it for its next one */
+				if (s->flags & SF_KEEPALIVE) {
+					uint64_t w = pipeline_ka_wake(sh, s, now);
+					if (w)
+						sess_table_wake_at(sh->tab, s, w);
+				}
 			}
 			break;
 		case JOB_DIGEST:

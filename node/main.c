@@ -85,6 +85,10 @@ static void print_stats(FILE *f, const struct shard_stats *t, uint64_t live,
 	fprintf(f, "\nsessions live=%llu ageing_started=%llu first_fragments=%llu\n",
 		(unsigned long long)live, (unsigned long long)t->ageing_on,
 		(unsigned long long)t->first_frags);
+	fprintf(f, "keepalive probes=%llu rejuvenated=%llu discarded_rst=%llu\n",
+		(unsigned long long)t->ka_probes,
+		(unsigned long long)t->ka_rejuvenated,
+		(unsigned long long)t->ka_rst);
 	for (unsigned c = 0; c < PC_MAX; c++)
 		for (unsigned s = 1; s < SS_MAX; s++) {
 			uint64_t l = lc ? lc->n[c][s] : 0;

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "keepalive.h"
+
 /* ---- context ---------------------------------------------------------- */
 
 void node_ctx_init(struct node_ctx *ctx, const struct tandem_config *cfg,
@@ -49,6 +51,7 @@ int shard_init(struct shard *sh, uint8_t id, uint32_t capacity,
 	/* pf purges 64 states at a time; a wheel slot visit is cheaper than a
 	 * state, so allow more per tick but keep it bounded. */
 	sh->tick_budget = 1024;
+	sess_table_set_wake(sh->tab, pipeline_ka_wake, sh);
 	return 0;
 }
 
@@ -119,9 +122,57 @@ static void limits_put(struct shard *sh, const struct sess *s)
 			       s->key.addr[!init]);
 }
 
+/* ---- keepalive (SunScreen tcp_keepalive) ------------------------------ */
+
+/* First offset that fits under a session's timeout. */
+static unsigned ka_first(const struct tandem_config *cfg, uint64_t timeout)
+{
+	unsigned i = 0;
+	while (i < cfg->n_ka_offsets &&
+	       (uint64_t)cfg->ka_offsets[i] * 1000u >= timeout)
+		i++;
+	return i;
+}
+
+uint64_t pipeline_ka_wake(void *arg, struct sess *s, uint64_t now)
+{
+	struct shard *sh = arg;
+	const struct tandem_config *cfg = sh->ctx->cfg;
+	unsigned n = cfg->n_ka_offsets;
+	/* a standby's copies do not probe: the active does */
+	if ((s->flags & SF_PEER) || s->state != SS_TCP_ESTABLISHED || !n)
+		return 0;
+	/* a forgotten login does not stay open for ever */
+	if (cfg->ka_max_lifetime &&
+	    (uint32_t)(now / 1000u) - s->created >= cfg->ka_max_lifetime)
+		return 0;
+	uint64_t exp = now + sess_remaining_ms(s, now);
+	uint64_t timeout = sess_timeout_ms(sh->ctx, s);
+	unsigned i = KA_IDX(s), first = ka_first(cfg, timeout);
+	/* offsets longer than the session's timeout do not apply */
+	if (i < first)
+		i = first;
+	bool sent = false;
+	while (i < n && now >= exp - (uint64_t)cfg->ka_offsets[i] * 1000u) {
+		uint64_t due = exp - (uint64_t)cfg->ka_offsets[i] * 1000u;
+		if (!sent && now - due <= KA_LATE_MS) {
+			if (sh->probe)
+				sh->probe(sh->probe_arg, s);
+			sh->st.ka_probes++;
+			sent = true;
+		}
+		i++;
+	}
+	KA_SET(s, i);
+	return i < n ? exp - (uint64_t)cfg->ka_offsets[i] * 1000u : 0;
+}
+
 /* Bookkeeping of a session that ends, before it leaves the table. */
 static void account_end(struct shard *sh, struct sess *s, enum end_reason why)
 {
+	if (why == END_RST && (s->flags & SF_KEEPALIVE) &&
+	    KA_IDX(s) > ka_first(sh->ctx->cfg, sess_timeout_ms(sh->ctx, s)))
+		sh->st.ka_rst++;
 	sh->st.ended[why]++;
 	sh->st.ended_state[proto_class_of(s->key.proto)][s->state]++;
 	limits_put(sh, s);
@@ -426,7 +477,18 @@ static bool process(struct shard *sh, const struct pkt *p,
 		return true;
 	}
 	if (out.refresh) {
-		sess_table_set_expire(sh->tab, s, now + sess_timeout_ms(ctx, s));
+		uint64_t exp = now + sess_timeout_ms(ctx, s);
+		sess_table_set_expire(sh->tab, s, exp);
+		if ((s->flags & SF_KEEPALIVE) &&
+		    KA_IDX(s) > ka_first(ctx->cfg, exp - now)) {
+			/* an answer after probes: full timeout again, and the
+			 * probe schedule starts over */
+			sh->st.ka_rejuvenated++;
+			KA_SET(s, 0);
+			uint64_t w = pipeline_ka_wake(sh, s, now);
+			if (w)
+				sess_table_wake_at(sh->tab, s, w);
+		}
 		if (sh->sync && !(s->flags & SF_PEER))
 			sync_mark(sh->sync, sess_table_index(sh->tab, s));
 	}

@@ -56,6 +56,10 @@ struct shard {
 	sess_event_fn on_event; /* may be NULL */
 	void *event_arg;
 	struct sync_out *sync;  /* replication; NULL = off */
+	/* keepalive probes: send s's probe (the worker's raw socket); NULL
+	 * = count only (offline) */
+	int (*probe)(void *arg, const struct sess *s);
+	void *probe_arg;
 };
 
 /* What the caller learns about one packet. */
@@ -112,6 +116,10 @@ bool pipeline_tick(struct shard *sh, uint64_t now_ms);
 
 /* Words of the refresh bitmap swept per tick (64 sessions each). */
 #define SYNC_SWEEP_WORDS 256
+
+/* Keepalive: send a due probe of s and return when s next wants a visit
+ * (0: none). The wheel calls it; a takeover calls it to re-file a session. */
+uint64_t pipeline_ka_wake(void *shard, struct sess *s, uint64_t now_ms);
 
 /* End a session now (management clear, revalidation). */
 void pipeline_end_session(struct shard *sh, struct sess *s,

@@ -5,6 +5,8 @@
  */
 #include "reject.h"
 
+#include "csum.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -34,46 +36,6 @@ void reject_close(struct rejector *r)
 	if (r->fd6 >= 0)
 		close(r->fd6);
 	r->fd4 = r->fd6 = -1;
-}
-
-static uint32_t csum_add(uint32_t sum, const uint8_t *b, size_t n)
-{
-	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (n & 1)
-		sum += (uint32_t)(b[n - 1] << 8);
-	return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-/* L4 checksum over the pseudo-header of (src, dst, proto, len). */
-static uint16_t l4_csum(int family, const uint8_t *src, const uint8_t *dst,
-			uint8_t proto, const uint8_t *l4, size_t len)
-{
-	size_t alen = family == 4 ? 4 : 16;
-	uint32_t sum = csum_add(0, src, alen);
-	sum = csum_add(sum, dst, alen);
-	sum += proto;
-	sum += (uint32_t)len;
-	sum = csum_add(sum, l4, len);
-	return csum_fold(sum);
-}
-
-static void put16(uint8_t *b, uint16_t v)
-{
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-}
-static void put32(uint8_t *b, uint32_t v)
-{
-	put16(b, (uint16_t)(v >> 16));
-	put16(b + 2, (uint16_t)v);
 }
 
 /* IP header from the packet's destination back to its source. */
@@ -172,4 +134,22 @@ int reject_send(struct rejector *r, const struct pkt *p)
 			   sizeof(to));
 	}
 	return s < 0 ? -errno : 0;
+}
+
+int rejector_send_raw(struct rejector *r, uint8_t family, const uint8_t *dst,
+		      const uint8_t *buf, size_t len)
+{
+	ssize_t n;
+	if (family == 4) {
+		struct sockaddr_in to = {.sin_family = AF_INET};
+		memcpy(&to.sin_addr, dst, 4);
+		n = sendto(r->fd4, buf, len, MSG_DONTWAIT, (struct sockaddr *)&to,
+			   sizeof(to));
+	} else {
+		struct sockaddr_in6 to = {.sin6_family = AF_INET6};
+		memcpy(&to.sin6_addr, dst, 16);
+		n = sendto(r->fd6, buf, len, MSG_DONTWAIT, (struct sockaddr *)&to,
+			   sizeof(to));
+	}
+	return n < 0 ? -errno : 0;
 }

@@ -30,4 +30,8 @@ size_t reject_build(const struct pkt *p, uint8_t *buf, size_t size);
 /* Build and send. 0, or -errno from sendto, or -ENOMSG when not answered. */
 int reject_send(struct rejector *r, const struct pkt *p);
 
+/* Send a packet the node built (a keepalive probe) to dst. 0 or -errno. */
+int rejector_send_raw(struct rejector *r, uint8_t family, const uint8_t *dst,
+		      const uint8_t *buf, size_t len);
+
 #endif

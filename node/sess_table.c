@@ -88,6 +88,8 @@ struct sess_table {
 	size_t pool_bytes, bucket_bytes;
 	/* Slot heads then the pending head: pool index + 1, 0 = empty. */
 	uint32_t heads[WHEEL_SLOTS + 1];
+	sess_wake_fn wake;      /* keepalive wake-ups, may be NULL */
+	void *wake_ctx;
 };
 
 /* ---- hash and key ---- */
@@ -578,9 +580,16 @@ static unsigned drain_pending(struct sess_table *t, uint64_t now_ms,
 			expired++;
 		} else {
 			/* Not due means expiry > now >= cursor: a slot ahead,
-			 * possibly this same index one lap on. */
+			 * possibly this same index one lap on. A keepalive
+			 * session may want a visit before that. */
+			uint64_t at = expire64(s, now_ms);
+			if (t->wake && (s->flags & SF_KEEPALIVE)) {
+				uint64_t w = t->wake(t->wake_ctx, s, now_ms);
+				if (w && w < at)
+					at = w > now_ms ? w : now_ms + 1;
+			}
 			wheel_unlink(t, s);
-			wheel_link(t, s, slot_for(t, expire64(s, now_ms)));
+			wheel_link(t, s, slot_for(t, at));
 		}
 	}
 	return expired;
@@ -717,4 +726,19 @@ struct sess *sess_table_at(struct sess_table *t, uint32_t idx)
 uint32_t sess_table_index(const struct sess_table *t, const struct sess *s)
 {
 	return pool_idx(t, s);
+}
+
+void sess_table_set_wake(struct sess_table *t, sess_wake_fn fn, void *ctx)
+{
+	t->wake = fn;
+	t->wake_ctx = ctx;
+}
+
+void sess_table_wake_at(struct sess_table *t, struct sess *s, uint64_t wake_ms)
+{
+	/* never later than its expiry, never behind the cursor (slot_for) */
+	if ((int32_t)((uint32_t)wake_ms - s->expire) >= 0)
+		return;
+	wheel_unlink(t, s);
+	wheel_link(t, s, slot_for(t, wake_ms));
 }

@@ -146,6 +146,19 @@ void sess_table_remove(struct sess_table *t, struct sess *s);
 void sess_table_set_expire(struct sess_table *t, struct sess *s,
 			   uint64_t expire_ms);
 
+/*
+ * Wake-ups before expiry (keepalive probes). A session may be filed in the
+ * wheel earlier than its expiry with sess_table_wake_at(); when the wheel
+ * reaches a session that is not due and has SF_KEEPALIVE, it calls the
+ * table's wake function, which may act (send a probe) and returns the next
+ * time the session wants a visit (0: none before its expiry). Bounded as
+ * the rest of the wheel: one call per visit.
+ */
+typedef uint64_t (*sess_wake_fn)(void *ctx, struct sess *s, uint64_t now_ms);
+void sess_table_set_wake(struct sess_table *t, sess_wake_fn fn, void *ctx);
+/* File s so the wheel visits it at wake_ms (if before its expiry). */
+void sess_table_wake_at(struct sess_table *t, struct sess *s, uint64_t wake_ms);
+
 /* Milliseconds left before s expires at now_ms (0 if due). */
 uint64_t sess_remaining_ms(const struct sess *s, uint64_t now_ms);
 

@@ -46,6 +46,9 @@ struct shard_stats {
 	uint64_t ended[END_MAX];
 	uint64_t ended_state[PC_MAX][SS_MAX]; /* state a session was in when it ended */
 	uint64_t ageing_on;              /* times aggressive ageing started */
+	uint64_t ka_probes;              /* keepalive probes sent */
+	uint64_t ka_rejuvenated;         /* sessions answered after a probe */
+	uint64_t ka_rst;                 /* probed sessions ended by an RST */
 	uint64_t first_frags;
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "keepalive.h"
 
 #define BURST PIPELINE_BURST
 #define PUBLISH_MS 100
@@ -93,12 +94,23 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+static int worker_probe(void *arg, const struct sess *s)
+{
+	struct worker *w = arg;
+	uint8_t buf[128];
+	const uint8_t *dst;
+	size_t n = ka_probe_build(s, buf, sizeof(buf), &dst);
+	return n ? rejector_send_raw(&w->rej, s->key.family, dst, buf, n) : -ENOMSG;
+}
+
 int worker_start(struct worker *w)
 {
 	w->rej.fd4 = w->rej.fd6 = -1;
 	int r = reject_open(&w->rej);
 	if (r < 0)
 		return r;
+	w->sh.probe = worker_probe;
+	w->sh.probe_arg = w;
 	publish(w);
 	r = pthread_create(&w->th, NULL, worker_main, w);
 	if (r) {

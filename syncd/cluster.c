@@ -72,6 +72,7 @@ struct cpeer {
 	uint64_t epoch;
 	char policy_hash[40];
 	uint64_t asks_until;
+	uint64_t hb_sent_ms;   /* sender's clock of the heartbeat believed */
 	uint64_t last_cfg_push_ms;
 	bool was_alive;
 };
@@ -331,7 +332,7 @@ static void on_promoted(void *arg, int err, const Tandem__CtlReply *rep)
 
 static void failover_finish(struct cluster *c, int status, const char *msg);
 
-static void became_active(struct cluster *c)
+static void became_active(struct cluster *c, enum role prev)
 {
 	uint64_t now = clock_now_ms();
 	c->cnt[CC_ROLE_CHANGES]++;
@@ -348,8 +349,10 @@ static void became_active(struct cluster *c)
 	node_simple(c, TANDEM__CTL_REQUEST__CMD__ROLE_SET, "active");
 	if (!sent)
 		vips_add(c);
-	/* a new epoch: every peer gets our whole table */
-	repl_bulk_all(c->repl);
+	/* a takeover (new epoch, promoted sessions): every peer gets our
+	 * whole table; from INIT the links' own bulks are enough */
+	if (prev == ROLE_STANDBY)
+		repl_bulk_all(c->repl);
 	send_heartbeats(c);
 }
 
@@ -391,6 +394,7 @@ static void evaluate(struct cluster *c)
 			.role = p->role,
 			.priority = p->priority,
 			.epoch = p->epoch,
+			.holds_state = p->ready,
 			.asks_takeover = now < p->asks_until,
 		};
 		bool alive = p->heard && (rp[i].sync_alive || rp[i].data_alive);
@@ -409,10 +413,12 @@ static void evaluate(struct cluster *c)
 	};
 	in.synced = in.gate && active_idx >= 0 &&
 		    repl_synced_from(c->repl, (unsigned)active_idx);
+	in.holds_state = repl_holds_state(c->repl);
 	uint64_t epoch = c->sm.epoch;
+	enum role prev = c->sm.role;
 	enum role_action a = role_step(&c->sm, &c->rcfg, &in);
 	if (a == RA_ACTIVE)
-		became_active(c);
+		became_active(c, prev);
 	else if (a == RA_STANDBY)
 		became_standby(c);
 	else if (c->sm.epoch != epoch) {
@@ -777,9 +783,15 @@ static void ops_msg(void *arg, unsigned i, enum peer_path path,
 	struct cluster *c = arg;
 	struct cpeer *p = &c->cp[i];
 	uint64_t now = clock_now_ms();
-	if (m->heartbeat) {
-		const Tandem__Heartbeat *hb = m->heartbeat;
+	const Tandem__Heartbeat *hb = m->heartbeat;
+	/* the two paths are not ordered with each other: a heartbeat older
+	 * (sender's clock) than one already believed is stale, unless the
+	 * clock jumped far back (the peer's host restarted) */
+	if (hb && hb->sent_ms < p->hb_sent_ms && p->hb_sent_ms - hb->sent_ms < 5000)
+		hb = NULL;
+	if (hb) {
 		enum role r;
+		p->hb_sent_ms = hb->sent_ms;
 		if (role_from_name(hb->role, &r) == 0) {
 			if (!p->heard || p->role != r)
 				logmsg(c, "node %u is %s (epoch %" PRIu64 ")",

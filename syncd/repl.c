@@ -354,6 +354,8 @@ static void bulk_pump(struct repl *r, unsigned i, uint64_t now)
 				return; /* the queue overflowed */
 		}
 		if (p->cursor >= slots) {
+			if (p->tx_sent > p->tx_total)
+				p->tx_total = p->tx_sent;
 			enqueue_flag(r, i, PM_BULK_END);
 			p->tx_state = BULK_DONE;
 			p->tx_t1 = now;
@@ -925,6 +927,16 @@ bool repl_synced_from(const struct repl *r, unsigned i)
 	const struct rpeer *p = &r->p[i];
 	return r->node_up && !r->seeding && p->linked && !p->fresh &&
 	       p->rx_state == BULK_DONE && !p->need_bulk_request;
+}
+
+bool repl_holds_state(const struct repl *r)
+{
+	if (!r->node_up || r->seeding)
+		return false;
+	for (unsigned i = 0; i < r->n; i++)
+		if (r->p[i].rx_state == BULK_DONE)
+			return true;
+	return false;
 }
 
 uint64_t repl_applied_seq(const struct repl *r, unsigned i)

@@ -87,6 +87,9 @@ bool repl_gate(const struct repl *r);
 /* peer's bulk to us is complete and the link carries its live events
  * (momentary apply queue not counted: that is the gate's business) */
 bool repl_synced_from(const struct repl *r, unsigned peer);
+/* a bulk from some peer completed (kept after its link went down): this
+ * node holds the state of the last active */
+bool repl_holds_state(const struct repl *r);
 uint64_t repl_applied_seq(const struct repl *r, unsigned peer);
 void repl_peer_info(const struct repl *r, unsigned peer, uint64_t now,
 		    struct repl_peer_info *ret);

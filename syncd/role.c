@@ -55,6 +55,13 @@ static bool better(uint32_t pa, uint16_t ida, uint32_t pb, uint16_t idb)
 	return pa > pb || (pa == pb && ida < idb);
 }
 
+/* order of nodes that are not active: the state holder, then election */
+static bool ranks_above(bool ha, uint32_t pa, uint16_t ida, bool hb, uint32_t pb,
+			uint16_t idb)
+{
+	return (ha && !hb) || (ha == hb && better(pa, ida, pb, idb));
+}
+
 /* two actives: higher epoch, then the election order */
 static bool wins(uint64_t ea, uint32_t pa, uint16_t ida, uint64_t eb,
 		 uint32_t pb, uint16_t idb)
@@ -105,7 +112,7 @@ enum role_action role_step(struct role_sm *sm, const struct role_cfg *cfg,
 {
 	uint64_t now = in->now_ms, max_epoch = sm->epoch;
 	const struct role_peer *act = NULL;   /* the strongest live active */
-	const struct role_peer *best_sb = NULL, *best_init = NULL;
+	const struct role_peer *best = NULL;  /* best ranked live non-active */
 	bool all_heard = true;
 
 	for (unsigned i = 0; i < in->n_peers; i++) {
@@ -120,13 +127,10 @@ enum role_action role_step(struct role_sm *sm, const struct role_cfg *cfg,
 			if (!act || wins(p->epoch, p->priority, p->id, act->epoch,
 					 act->priority, act->id))
 				act = p;
-		} else if (p->role == ROLE_STANDBY) {
-			if (!best_sb || better(p->priority, p->id, best_sb->priority,
-					       best_sb->id))
-				best_sb = p;
-		} else if (!best_init || better(p->priority, p->id,
-						best_init->priority, best_init->id)) {
-			best_init = p;
+		} else if (!best || ranks_above(p->holds_state, p->priority, p->id,
+					      best->holds_state, best->priority,
+					      best->id)) {
+			best = p;
 		}
 	}
 	/* a node that is not active follows the highest epoch it has heard,
@@ -137,6 +141,10 @@ enum role_action role_step(struct role_sm *sm, const struct role_cfg *cfg,
 	if (cfg->external)
 		return step_external(sm, in, max_epoch);
 
+	bool self_holds = sm->role == ROLE_STANDBY && in->holds_state;
+	bool outranked = best && ranks_above(best->holds_state, best->priority,
+					     best->id, self_holds, cfg->priority,
+					     cfg->node_id);
 	switch (sm->role) {
 	case ROLE_INIT:
 		if (act) {
@@ -144,24 +152,16 @@ enum role_action role_step(struct role_sm *sm, const struct role_cfg *cfg,
 				 act->id);
 			return become(sm, ROLE_STANDBY, max_epoch, now);
 		}
-		if (best_sb) {
-			/* it holds the sessions: it takes over, not us */
-			snprintf(sm->why, sizeof(sm->why),
-				 "node %u is standby and holds the state",
-				 best_sb->id);
-			return become(sm, ROLE_STANDBY, max_epoch, now);
-		}
 		if (!all_heard && now - sm->start_ms < cfg->init_wait_ms)
 			return RA_NONE;
-		if (best_init && better(best_init->priority, best_init->id,
-					cfg->priority, cfg->node_id)) {
-			snprintf(sm->why, sizeof(sm->why),
-				 "node %u wins the election", best_init->id);
+		if (outranked) {
+			snprintf(sm->why, sizeof(sm->why), "node %u %s", best->id,
+				 best->holds_state ? "holds the state"
+						   : "wins the election");
 			return become(sm, ROLE_STANDBY, max_epoch, now);
 		}
 		return want_active(sm, in, max_epoch,
-				   best_init ? "won the election"
-					     : "no peer heard");
+				   best ? "won the election" : "no peer heard");
 	case ROLE_STANDBY:
 		if (act) {
 			if (act->asks_takeover)
@@ -179,10 +179,9 @@ enum role_action role_step(struct role_sm *sm, const struct role_cfg *cfg,
 			}
 			return RA_NONE;
 		}
-		if (best_sb && better(best_sb->priority, best_sb->id,
-				      cfg->priority, cfg->node_id)) {
+		if (outranked) {
 			sm->pending = false;
-			return RA_NONE; /* the better standby takes over */
+			return RA_NONE; /* the better ranked one takes over */
 		}
 		return want_active(sm, in, max_epoch,
 				   "no active heard on any path");

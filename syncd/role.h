@@ -7,14 +7,17 @@
  * an argument, so tests drive it; nothing here does I/O or allocates.
  *
  * Rules (docs/syncd.md has the full table):
+ *  - Rank of a node that is not active: first whether it holds the state
+ *    (a standby that completed a bulk sync), then the higher priority,
+ *    then the lower node id. Every node computes the same order.
  *  - INIT listens for init_wait_ms (or until every peer was heard): an
- *    active peer makes it standby; a standby peer (which holds the state)
- *    is left to take over; among INIT nodes the higher priority, then the
- *    lower node id, becomes active.
+ *    active peer makes it standby; otherwise the best ranked of itself and
+ *    the live non-active peers becomes active, the others standby.
  *  - A standby takes over only when no active peer is heard on ANY path
  *    (sync link and data-side heartbeat both silent: split-brain guard),
- *    when it is the best standby, and only once the readiness gate is open
- *    (node linked, every received event applied).
+ *    when it ranks first among the live non-active nodes, and only once
+ *    the readiness gate is open (node linked, every received event
+ *    applied).
  *  - Preempt: a standby with a better priority takes over from a live
  *    active when preempt is on, hold_down_ms after its last role change,
  *    once fully synced.
@@ -56,6 +59,7 @@ struct role_peer {
 	enum role role;
 	uint32_t priority;
 	uint64_t epoch;
+	bool holds_state;       /* it says it holds the state (ready) */
 	bool asks_takeover;     /* the active asked us to take over (planned) */
 };
 
@@ -63,6 +67,7 @@ struct role_in {
 	uint64_t now_ms;
 	bool gate;              /* node linked and every received event applied */
 	bool synced;            /* gate, and the active's bulk is complete */
+	bool holds_state;       /* standby that completed a bulk sync */
 	enum role notify;       /* external: the notified role (INIT: none yet) */
 	unsigned n_peers;
 	const struct role_peer *peers;

@@ -32,7 +32,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mgmtlib as M  # noqa: E402
 
-MGMT = CTL = None
+MGMT = CTL = NODE = None
 RECORD = re.compile(r'^[a-z][a-z0-9_-]*( [a-z0-9_]+=("([^"\\]|\\.)*"|[^ "]*))*$')
 
 
@@ -896,6 +896,137 @@ class TestDaemonLifecycle(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
 
 
+# ---------------------------------------------------------------- real node
+
+class TestRealNode(unittest.TestCase):
+    """Every command against tandem-node itself: the sample capture replayed
+    offline (tests/gen_sample_pcap.py), then `--serve` keeps its control
+    socket open. Skipped without --node or without scapy."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not NODE:
+            raise unittest.SkipTest("no --node TANDEM_NODE given")
+        cls.tmp = tempfile.mkdtemp(prefix="tandem-realnode-")
+        cls.pcap = os.path.join(cls.tmp, "sample.pcapng")
+        g = subprocess.run(["/usr/bin/python3", os.path.join(M.SRC, "tests", "gen_sample_pcap.py"),
+                            cls.pcap], capture_output=True, timeout=120)
+        if g.returncode != 0:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise unittest.SkipTest("cannot make the sample capture (scapy?)")
+        cls.sock = os.path.join(cls.tmp, "node.sock")
+        with open(os.path.join(M.SRC, "conf", "tandem.conf")) as f:
+            text = f.read()
+        text, n = re.subn(r'(control = \{\s*socket = )"[^"]*"', r'\1"%s"' % cls.sock, text)
+        assert n == 1, "control.socket in conf/tandem.conf"
+        cls.conf_text = text
+        cls.node_conf = os.path.join(cls.tmp, "node.conf")
+        with open(cls.node_conf, "w") as f:
+            f.write(text)
+        cls.node = M.Proc([NODE, "--config", cls.node_conf, "--pcap", cls.pcap, "--serve"],
+                          os.path.join(cls.tmp, "node.log"))
+        if not M.wait_for(lambda: os.path.exists(cls.sock) or not cls.node.alive(), 60):
+            cls.node.kill()
+            raise RuntimeError("tandem-node did not serve")
+        cls.port = M.free_port()
+        cls.mconf = os.path.join(cls.tmp, "mgmt.conf")
+        M.write_conf(cls.mconf, cls.port, cls.sock)
+        cls.mgmt = M.start_mgmt(MGMT, cls.mconf, cls.tmp, cls.port)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.mgmt.stop()
+        out = cls.mgmt.output()
+        cls.node.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        if rc != 0 or "LeakSanitizer" in out:
+            raise AssertionError("tandem-mgmt exit %s:\n%s" % (rc, out[-3000:]))
+
+    def ok(self, c, cmd):
+        data, st = c.cmd(cmd)
+        self.assertTrue(st and st.startswith("OK"), "%s -> %s" % (cmd, st))
+        for l in data:
+            if cmd != "show metrics":
+                self.assertRegex(l, RECORD, cmd)
+        return data, st
+
+    def push(self, c, text, cmd="config push"):
+        self.assertEqual(c.cmd(cmd)[1], "CONTINUE")
+        c.send("".join(("." + l if l.startswith(".") else l) + "\n" for l in text.split("\n")) + ".\n")
+        return c.reply()
+
+    def test_every_command(self):
+        c = M.Conn(self.port)
+        self.addCleanup(c.close)
+        c.auth()
+        st = dict(records(self.ok(c, "show status")[0]))["status"]
+        self.assertEqual(st["node"], "fw1")
+        self.assertEqual(st["config"], self.node_conf)
+        n = int(st["sessions"])
+        self.assertGreaterEqual(n, 1)
+
+        sess = [f for w, f in records(self.ok(c, "show sessions")[0])]
+        self.assertEqual(len(sess), n)
+        first = sess[0]
+        full = records(self.ok(c, "show session " + first["id"])[0])[0][1]
+        for k, v in first.items():
+            self.assertEqual(full[k], v)
+        for k in ["mode", "flags", "expires_ms", "timeout", "age", "shard"]:
+            self.assertIn(k, full)
+        for proto in ("tcp", "udp", "icmp"):
+            cnt = dict(records(self.ok(c, "show sessions count proto " + proto)[0]))["count"]
+            self.assertEqual(int(cnt["sessions"]), sum(1 for x in sess if x["proto"] == proto))
+        got = [f for w, f in records(self.ok(c, "show sessions rule " + first["rule"])[0])]
+        self.assertIn(first, got)
+
+        stats = {f["name"]: int(f["value"]) for w, f in records(self.ok(c, "show stats")[0])}
+        self.assertGreater(stats["verdict.accept"], 0)
+        metrics = "\n".join(c.cmd("show metrics")[0])
+        self.assertIn('tandem_verdicts_total{verdict="accept"} %d' % stats["verdict.accept"], metrics)
+        self.assertIn("tandem_up 1", metrics)
+
+        pol = records(self.ok(c, "show policy")[0])
+        self.assertIn("web", [f.get("name") for w, f in pol if w == "rule"])
+        text = "\n".join(f["text"] for w, f in records(self.ok(c, "show config")[0]))
+        self.assertEqual(text.rstrip("\n"), self.conf_text.rstrip("\n"))
+
+        data, st = self.push(c, self.conf_text, "config check")
+        f = records(data)[0][1]
+        self.assertEqual((f["dry_run"], f["hash_old"]), ("yes", f["hash_new"]))
+        self.assertEqual(int(f["kept"]), n)
+
+        data, st = self.push(c, self.conf_text.replace('action = "accept"', 'action = "alow"', 1))
+        self.assertRegex(st, r"^ERR 422 \S*:\d+: rules.*action.*unknown action 'alow'")
+        cnt = dict(records(self.ok(c, "show sessions count")[0]))["count"]
+        self.assertEqual(int(cnt["sessions"]), n, "a refused push changes nothing")
+
+        # tandemctl on the same node
+        e = {"PATH": os.environ.get("PATH", ""), "HOME": self.tmp,
+             "TANDEM_ADDR": "127.0.0.1:%d" % self.port, "TANDEM_USER": "admin",
+             "TANDEM_TOKEN": M.ADMIN_TOKEN}
+        p = subprocess.run([CTL, "show", "sessions"], env=e, capture_output=True, text=True,
+                           timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(first["src"], p.stdout)
+
+        # a push that no longer allows the sessions' rules ends them
+        denied = re.sub(r'(name = "%s";[^}]*?action = )"accept"' % first["rule"], r'\1"drop"',
+                        self.conf_text, count=1)
+        self.assertNotEqual(denied, self.conf_text)
+        data, st = self.push(c, denied)
+        self.assertEqual(st, "OK config applied")
+        f = records(data)[0][1]
+        self.assertNotEqual(f["hash_old"], f["hash_new"])
+        self.assertGreaterEqual(int(f["ended"]), 1)
+        self.assertEqual(c.cmd("show session " + first["id"])[1],
+                         "ERR 404 session %s not found" % first["id"])
+        data, st = self.ok(c, "config rollback")
+        self.assertEqual(records(data)[0][1]["hash_new"], f["hash_old"])
+        self.assertEqual(self.ok(c, "clear sessions all")[1],
+                         "OK cleared %d" % (n - int(f["ended"])))
+        self.assertTrue(c.cmd("clear session " + first["id"])[1].startswith("ERR 404"))
+
+
 # ---------------------------------------------------------------- tandemctl
 
 class TestTandemctl(Base):
@@ -1032,13 +1163,18 @@ class TestTandemctl(Base):
 
 
 def main():
-    global MGMT, CTL
+    global MGMT, CTL, NODE
     if len(sys.argv) < 3:
-        print("usage: test_mgmt.py TANDEM_MGMT TANDEMCTL [unittest args]", file=sys.stderr)
+        print("usage: test_mgmt.py TANDEM_MGMT TANDEMCTL [--node TANDEM_NODE] "
+              "[unittest args]", file=sys.stderr)
         sys.exit(2)
     MGMT, CTL = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    rest = sys.argv[3:]
+    if rest[:1] == ["--node"]:
+        NODE = os.path.abspath(rest[1])
+        rest = rest[2:]
     M.pb()  # generate the protobuf module once
-    unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
 
 
 if __name__ == "__main__":

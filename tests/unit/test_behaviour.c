@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "keepalive.h"
 #include "connlimit.h"
 #include "pipeline.h"
 #include "pktbuild.h"
@@ -674,6 +675,173 @@ static void sep_rst_clears_session(void **st)
 	fx_free(f);
 }
 
+/* ---- SunScreen tcp_keepalive -------------------------------------------- */
+
+static uint64_t probe_at[32];
+static unsigned n_probes;
+static uint8_t last_probe[128];
+static size_t last_probe_len;
+
+static int record_probe(void *arg, const struct sess *s)
+{
+	(void)arg;
+	const uint8_t *dst;
+	if (n_probes < 32)
+		probe_at[n_probes] = clock_now_ms();
+	n_probes++;
+	last_probe_len = ka_probe_build(s, last_probe, sizeof(last_probe), &dst);
+	return 0;
+}
+
+/* Move the clock in 100 ms steps, as a worker's ticks do. */
+static void advance_ticking(struct fx *f, uint64_t ms)
+{
+	for (uint64_t t = 0; t < ms; t += 100)
+		advance(f, 100);
+}
+
+static struct fx *ka_fx(void)
+{
+	struct fx *f = fx_new(NULL);
+	f->sh.probe = record_probe;
+	n_probes = 0;
+	return f;
+}
+
+static void sunscreen_keepalive_probes_at_offsets_then_expiry(void **st)
+{
+	(void)st;
+	struct fx *f = ka_fx();
+	struct sess *s = handshake(f, C1, KA, 40000, 22); /* idle timeout 3600 s */
+	assert_true(s->flags & SF_KEEPALIVE);
+	uint64_t t_est = clock_now_ms();
+	advance_ticking(f, 3601 * 1000);
+	/* 900, 880, 860, 820, 740, 580, 260 s before expiry */
+	static const unsigned off[] = {900, 880, 860, 820, 740, 580, 260};
+	assert_int_equal(n_probes, 7);
+	for (int i = 0; i < 7; i++) {
+		int64_t want = (int64_t)(t_est + (3600 - off[i]) * 1000u);
+		int64_t late = (int64_t)probe_at[i] - want;
+		if (late < 0 || late > 300)
+			fail_msg("probe %d at %lld ms, scheduled %lld", i,
+				 (long long)probe_at[i], (long long)want);
+	}
+	assert_int_equal(f->sh.st.ka_probes, 7);
+	/* nobody answered: the session expired as usual */
+	assert_int_equal(nsess(f), 0);
+	assert_int_equal(f->sh.st.ended[END_EXPIRED], 1);
+	/* the probe: from the server to the client, seq one below what the
+	 * client expects, acking everything the client sent */
+	struct pkt p;
+	assert_int_equal(pkt_parse(&p, last_probe, (uint32_t)last_probe_len), DROP_NONE);
+	assert_int_equal(p.sport, 22);
+	assert_int_equal(p.dport, 40000);
+	assert_int_equal(p.tcp_flags, PKT_TCP_ACK);
+	assert_int_equal(p.tcp_seq, SISN + 1 - 1);
+	assert_int_equal(p.tcp_ack, CISN + 1);
+	assert_int_equal(p.src[3], 13);
+	assert_int_equal(p.dst[3], 2);
+	fx_free(f);
+}
+
+static void sunscreen_keepalive_ack_rejuvenates_session(void **st)
+{
+	(void)st;
+	struct fx *f = ka_fx();
+	handshake(f, C1, KA, 40000, 22);
+	advance_ticking(f, 2701 * 1000);
+	assert_int_equal(n_probes, 1);
+	/* the client's keepalive answer: an ordinary ACK of the session */
+	assert_int_equal(tcp(f, C1, KA, 40000, 22, PB_ACK, CISN + 1, SISN + 1, 0), V_ACCEPT);
+	assert_int_equal(f->sh.st.ka_rejuvenated, 1);
+	/* full timeout again: the next probe comes 2700 s later */
+	advance_ticking(f, 2600 * 1000);
+	assert_int_equal(n_probes, 1);
+	advance_ticking(f, 110 * 1000);
+	assert_int_equal(n_probes, 2);
+	assert_int_equal(nsess(f), 1);
+	fx_free(f);
+}
+
+static void sunscreen_keepalive_rst_discards_session(void **st)
+{
+	(void)st;
+	struct fx *f = ka_fx();
+	handshake(f, C1, KA, 40000, 22);
+	advance_ticking(f, 2701 * 1000);
+	assert_int_equal(n_probes, 1);
+	/* the client host lost the connection: it answers the probe with RST */
+	assert_int_equal(tcp(f, C1, KA, 40000, 22, PB_RST, SISN, 0, 0), V_ACCEPT);
+	assert_int_equal(nsess(f), 0);
+	assert_int_equal(f->sh.st.ka_rst, 1);
+	fx_free(f);
+}
+
+static void sunscreen_keepalive_only_offsets_that_fit_the_timeout(void **st)
+{
+	(void)st;
+	/* a rule without keepalive: no probes at all */
+	struct fx *f = ka_fx();
+	handshake(f, C1, WEB, 40000, 80);
+	advance_ticking(f, 1801 * 1000);
+	assert_int_equal(n_probes, 0);
+	fx_free(f);
+	/* a 600 s idle timeout: only 580 and 260 fit */
+	char err[512];
+	struct tandem_config *c = NULL;
+	assert_int_equal(config_load_string(
+		"node = { name = \"t\"; id = 1; };\n"
+		"keepalive = { max_lifetime = 0; };\n"
+		"zones = ( { name = \"a\"; networks = [\"10.1.0.0/16\"]; },"
+		"          { name = \"b\"; networks = [\"10.2.0.0/16\"]; } );\n"
+		"rules = ( { name = \"r\"; action = \"accept\"; keepalive = true; idle_timeout = 600; } );\n",
+		&c, err, sizeof(err)), 0);
+	struct fx *g = calloc(1, sizeof(*g));
+	g->cfg = c;
+	assert_int_equal(policy_compile(c, &g->pol, err, sizeof(err)), 0);
+	assert_int_equal(connlimit_new(64, &g->lim), 0);
+	node_ctx_init(&g->ctx, g->cfg, g->pol, g->lim, false);
+	assert_int_equal(shard_init(&g->sh, 0, 64, &g->ctx, clock_now_ms()), 0);
+	g->sh.probe = record_probe;
+	n_probes = 0;
+	handshake(g, C1, KA, 40000, 22);
+	uint64_t t_est = clock_now_ms();
+	advance_ticking(g, 601 * 1000);
+	assert_int_equal(n_probes, 2);
+	assert_true(probe_at[0] >= t_est + 20 * 1000 && probe_at[0] <= t_est + 20 * 1000 + 300);
+	assert_true(probe_at[1] >= t_est + 340 * 1000 && probe_at[1] <= t_est + 340 * 1000 + 300);
+	fx_free(g);
+}
+
+static void sunscreen_keepalive_max_lifetime(void **st)
+{
+	(void)st;
+	char err[512];
+	struct tandem_config *c = NULL;
+	/* idle 600 s: probes would go at 20 s and 340 s of idleness; with a
+	 * 300 s lifetime only the first is sent, then the session expires */
+	assert_int_equal(config_load_string(
+		"node = { name = \"t\"; id = 1; };\n"
+		"keepalive = { max_lifetime = 300; };\n"
+		"zones = ( { name = \"a\"; networks = [\"10.1.0.0/16\"]; },"
+		"          { name = \"b\"; networks = [\"10.2.0.0/16\"]; } );\n"
+		"rules = ( { name = \"r\"; action = \"accept\"; keepalive = true; idle_timeout = 600; } );\n",
+		&c, err, sizeof(err)), 0);
+	struct fx *g = calloc(1, sizeof(*g));
+	g->cfg = c;
+	assert_int_equal(policy_compile(c, &g->pol, err, sizeof(err)), 0);
+	assert_int_equal(connlimit_new(64, &g->lim), 0);
+	node_ctx_init(&g->ctx, g->cfg, g->pol, g->lim, false);
+	assert_int_equal(shard_init(&g->sh, 0, 64, &g->ctx, clock_now_ms()), 0);
+	g->sh.probe = record_probe;
+	n_probes = 0;
+	handshake(g, C1, KA, 40000, 22);
+	advance_ticking(g, 601 * 1000);
+	assert_int_equal(n_probes, 1);
+	assert_int_equal(nsess(g), 0);
+	fx_free(g);
+}
+
 /* ---- the usual TCP cases ---------------------------------------------- */
 
 static void tcp_fin_both_directions_then_time_wait(void **st)
@@ -830,6 +998,11 @@ int main(void)
 		cmocka_unit_test(forcepoint_per_source_and_destination_limits),
 		cmocka_unit_test(sep_timeouts_validated_against_ranges),
 		cmocka_unit_test(sep_rst_clears_session),
+		cmocka_unit_test(sunscreen_keepalive_probes_at_offsets_then_expiry),
+		cmocka_unit_test(sunscreen_keepalive_ack_rejuvenates_session),
+		cmocka_unit_test(sunscreen_keepalive_rst_discards_session),
+		cmocka_unit_test(sunscreen_keepalive_only_offsets_that_fit_the_timeout),
+		cmocka_unit_test(sunscreen_keepalive_max_lifetime),
 		cmocka_unit_test(tcp_fin_both_directions_then_time_wait),
 		cmocka_unit_test(tcp_syn_in_time_wait_reopens),
 		cmocka_unit_test(tcp_simultaneous_open),
