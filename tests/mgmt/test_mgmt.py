@@ -1156,6 +1156,57 @@ class TestTandemctl(Base):
         self.assertEqual(p.stdout.count("sessions  "), 2)  # the count ran twice
         self.assertIn("ERR 400", p.stderr)
 
+    def test_tab_completion_and_history_on_a_terminal(self):
+        ldd = subprocess.run(["ldd", CTL], capture_output=True, text=True, timeout=10).stdout
+        if "libedit" not in ldd:
+            self.skipTest("tandemctl built without libedit")
+        import pty
+        import select
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": self.env.tmp, "TERM": "xterm",
+               "TANDEM_ADDR": "127.0.0.1:%d" % self.env.port, "TANDEM_USER": "admin",
+               "TANDEM_TOKEN": M.ADMIN_TOKEN}
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(CTL, ["tandemctl"], env)
+
+        def read_until(want, t=5.0):
+            out, end = b"", time.monotonic() + t
+            while time.monotonic() < end and want not in out:
+                r, _, _ = select.select([fd], [], [], 0.1)
+                if r:
+                    try:
+                        out += os.read(fd, 4096)
+                    except OSError:
+                        break
+            return out
+        try:
+            self.assertIn(b"tandem(fw-test)> ", read_until(b"> "))
+            os.write(fd, b"sh\t")
+            self.assertIn(b"ow ", read_until(b"ow "))        # show
+            os.write(fd, b"sessions co\t")
+            self.assertIn(b"unt ", read_until(b"unt "))      # count
+            os.write(fd, b"\n")
+            self.assertIn(b"sessions  12", read_until(b"> "))
+            os.write(fd, b"show sessions dp\t443\n")      # filter word
+            self.assertIn(b"2 sessions", read_until(b"2 sessions"))
+            os.write(fd, b"\x1b[A")                         # up: the last line
+            self.assertIn(b"show sessions dport 443", read_until(b"443"))
+            os.write(fd, b"\nexit\n")
+            read_until(b"exit")
+        finally:
+            end, status = time.monotonic() + 5, None
+            while status is None:
+                done, st = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = st
+                elif time.monotonic() > end:
+                    os.kill(pid, signal.SIGKILL)  # the child we forked
+                    _, status = os.waitpid(pid, 0)
+                else:
+                    time.sleep(0.05)
+            os.close(fd)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+
     def test_help_without_login(self):
         p = self.ctl("help", user=None, token=None)
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -1,0 +1,480 @@
+#!/usr/bin/python3
+"""tandem-syncd integration tests: two syncd processes on 127.0.0.1, each
+with a fake node (fake_node.py), their sync links and data-side heartbeats
+through proxies the tests cut (harness.py). No root needed.
+
+Usage: test_syncd.py TANDEM_SYNCD SOURCE_ROOT [TEST ...]
+
+Every test has its own time limit and kills what it started; every syncd
+must exit 0 on SIGTERM (under ASan that also means: no leak).
+"""
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fake_node  # noqa: E402
+import harness  # noqa: E402
+from harness import Cluster, frame, wait_for  # noqa: E402
+
+SYNCD, SRC = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+SELECTED = sys.argv[3:]
+TMP = tempfile.mkdtemp(prefix="tandem-syncd-")
+pb = fake_node.load_proto(SRC, TMP)
+SR = pb.SyncdRequest
+EV = pb.SessionEvent
+
+TESTS = []
+CLUSTERS = []
+
+
+def test(timeout):
+    def reg(fn):
+        TESTS.append((fn.__name__, fn, timeout))
+        return fn
+    return reg
+
+
+class Timeout(Exception):
+    pass
+
+
+def cluster(**kw):
+    d = tempfile.mkdtemp(dir=TMP)
+    cl = Cluster(SYNCD, d, **kw)
+    CLUSTERS.append(cl)
+    return cl
+
+
+def pair(**kw):
+    """A started pair: node 1 active, node 2 standby, linked."""
+    cl = cluster(**kw)
+    cl.start()
+    cl.wait_roles(["active", "standby"])
+    cl.wait_linked()
+    return cl
+
+
+def same_tables(src, dst):
+    """dst's peer sessions are exactly src's local ones (ids and state)."""
+    return lambda: src.fake.local_state() == dst.fake.peer_state()
+
+
+# ------------------------------------------------------------------ tests
+
+@test(30)
+def replication_create_refresh_expire_delete():
+    cl = pair()
+    a, b = cl[0], cl[1]
+    ss = a.fake.create(200)
+    wait_for(same_tables(a, b), 5, "200 creates on the standby")
+    a.fake.refresh(ss[:50], remaining_ms=60000, state=pb.SS_TCP_WAIT)
+    a.fake.refresh(ss[50:80], remaining_ms=1700000)
+    wait_for(same_tables(a, b), 5, "state changes and refreshes")
+    ps = b.fake.peer_sessions()
+    assert ps[ss[0].id].state == pb.SS_TCP_WAIT
+    assert 55000 <= ps[ss[0].id].remaining_ms <= 60000, ps[ss[0].id].remaining_ms
+    a.fake.delete(ss[100:130])
+    a.fake.delete(ss[130:150], etype=EV.EXPIRE)
+    wait_for(same_tables(a, b), 5, "deletes and expiries")
+    assert len(b.fake.table()[1]) == 150
+    # the standby's own sessions go the other way
+    bs = b.fake.create(10)
+    wait_for(lambda: a.fake.table()[1] == {s.id for s in bs}, 5, "standby -> active")
+    # acknowledged: no lag left, latencies measured
+    wait_for(lambda: a.peer(2).lag_events == 0, 5, "acks")
+    p = a.peer(2)
+    assert p.events_sent >= 200 + 80 + 50, p.events_sent
+    assert p.HasField("ack_p50_us") and p.ack_p99_us >= p.ack_p50_us
+    assert b.peer(1).events_received == p.events_sent
+    # nothing of node 2's own comes back to it
+    assert not (b.fake.table()[0] & b.fake.table()[1])
+
+
+@test(40)
+def bulk_sync_of_sessions_made_before_the_peer_started():
+    cl = cluster(bulk_rate=2000)
+    a, b = cl[0], cl[1]
+    a.fake.start()
+    a.fake.create(3000, emit=False)
+    cl.start([0], fakes=False)
+    wait_for(lambda: a.role() == "active", 5, "node 1 active alone")
+    b.fake.start()
+    b.fake.create(5, emit=False)  # the standby has a few of its own
+    b.start()
+    seen_progress = []
+
+    def progress():
+        p = a.peer(2)
+        if p.bulk_tx.state == "sending" and 0 < p.bulk_tx.sent < p.bulk_tx.total:
+            seen_progress.append((p.bulk_tx.sent, p.bulk_tx.total))
+        return p.bulk_tx.state == "done" and len(b.fake.table()[1]) == 3000
+    wait_for(progress, 15, "bulk of 3000 at 2000/s", step=0.1)
+    wait_for(same_tables(a, b), 5, "tables equal")
+    assert seen_progress, "bulk progress never visible in show cluster"
+    p = a.peer(2)
+    assert p.bulk_tx.sent == 3000 and p.bulk_tx.elapsed_ms >= 1000, p.bulk_tx
+    assert b.peer(1).bulk_rx.state == "done"
+    wait_for(lambda: a.fake.table()[1] == set(b.fake.table()[0]), 5, "standby's own")
+    cl.wait_roles(["active", "standby"])
+
+
+@test(40)
+def link_cut_and_restored_resumes_and_converges():
+    cl = pair()
+    a, b = cl[0], cl[1]
+    ss = a.fake.create(300)
+    wait_for(same_tables(a, b), 5, "first 300")
+    before = a.counter("peer2.full-bulks")
+    cl.cut_sync()
+    wait_for(lambda: a.peer(2).link != "up" and b.peer(1).link != "up", 3, "link down")
+    a.fake.create(100)
+    a.fake.delete(ss[:50])
+    a.fake.refresh(ss[50:60], state=pb.SS_TCP_TIME_WAIT)
+    time.sleep(2)
+    # the data-side heartbeat still says node 1 is alive: no takeover
+    assert b.role() == "standby" and a.role() == "active"
+    assert a.peer(2).lag_events > 0
+    cl.cut_sync(False)
+    wait_for(same_tables(a, b), 10, "convergence after the cut")
+    wait_for(lambda: a.peer(2).lag_events == 0, 5, "acks after the cut")
+    assert a.counter("peer2.resumes") >= 1
+    assert a.counter("peer2.full-bulks") == before, "a cut this short resumes"
+
+
+@test(60)
+def bulk_resumes_where_it_stopped_after_a_cut():
+    cl = cluster(bulk_rate=1000)
+    a, b = cl[0], cl[1]
+    a.fake.start()
+    a.fake.create(3000, emit=False)
+    cl.start([0], fakes=False)
+    wait_for(lambda: a.role() == "active", 5, "node 1 active alone")
+    b.fake.start()
+    b.start()
+    wait_for(lambda: 500 < a.peer(2).bulk_tx.sent < 2500, 10, "bulk half way", step=0.05)
+    cl.cut_sync()
+    time.sleep(1.0)
+    sent_at_cut = a.peer(2).bulk_tx.sent
+    cl.cut_sync(False)
+    wait_for(lambda: a.peer(2).bulk_tx.state == "done", 15, "bulk finished", step=0.1)
+    wait_for(same_tables(a, b), 5, "tables equal")
+    assert a.counter("peer2.full-bulks") == 1, "the bulk restarted instead of resuming"
+    assert a.counter("peer2.resumes") >= 1
+    assert sent_at_cut < 3000
+
+
+@test(60)
+def syncd_restart_and_node_restart_lose_nothing():
+    cl = pair()
+    a, b = cl[0], cl[1]
+    ss = a.fake.create(400)
+    wait_for(same_tables(a, b), 5, "first 400")
+    # the standby's syncd dies; its node keeps the sessions
+    b.kill(signal.SIGKILL)
+    a.fake.delete(ss[:100])
+    a.fake.create(100)
+    time.sleep(1)
+    assert a.role() == "active"
+    b.start()
+    wait_for(same_tables(a, b), 10, "convergence after a syncd restart")
+    assert len(b.fake.table()[1]) == 400
+    cl.wait_roles(["active", "standby"])
+    # the standby's node restarts empty: it gets everything again
+    b.fake.stop(forget=True)
+    time.sleep(0.5)
+    b.fake.start()
+    wait_for(same_tables(a, b), 10, "convergence after a node restart")
+    assert b.fake.role == "standby"
+
+
+@test(30)
+def election_by_priority_then_lower_id():
+    cl = cluster(priorities=(100, 200))
+    cl.start()
+    cl.wait_roles(["standby", "active"])
+    assert cl[1].show().epoch == 1
+    assert cl[1].fake.role == "active" and cl[0].fake.role == "standby"
+    cl2 = cluster(priorities=(150, 150))
+    cl2.start()
+    cl2.wait_roles(["active", "standby"])
+
+
+@test(30)
+def takeover_when_the_active_is_killed():
+    cl = pair()
+    a, b = cl[0], cl[1]
+    ss = a.fake.create(100)
+    wait_for(same_tables(a, b), 5, "sessions on the standby")
+    t0 = time.monotonic()
+    a.kill(signal.SIGKILL)
+    wait_for(lambda: b.fake.role == "active", 3, "standby takes over", step=0.005)
+    took = time.monotonic() - t0
+    assert took < 1.0, f"takeover took {took:.3f}s"
+    assert b.fake.promotes == 1
+    assert {s.id for s in ss} <= b.fake.table()[0], "promoted sessions are local"
+    cs = b.show()
+    assert cs.role == "active" and cs.epoch == 2, cs
+    print(f"    detection + takeover: {took * 1000:.0f} ms "
+          f"(decision -> addresses {cs.last_takeover_ms} ms)")
+    # the old active returns: it becomes standby and gets the table
+    a.start()
+    cl.wait_roles(["standby", "active"])
+    wait_for(same_tables(b, a), 10, "old active resynced")
+
+
+@test(40)
+def one_path_lost_is_no_takeover_both_is_and_epochs_settle_it():
+    cl = pair()
+    a, b = cl[0], cl[1]
+    cl.cut_data()
+    time.sleep(1.5)
+    assert b.role() == "standby", "took over with the sync link alive"
+    paths = {p.path: p.alive for p in b.peer(1).paths}
+    assert paths == {"sync": True, "data": False}, paths
+    cl.cut_data(False)
+    cl.cut_sync()
+    time.sleep(1.5)
+    assert b.role() == "standby", "took over with the data-side heartbeat alive"
+    paths = {p.path: p.alive for p in b.peer(1).paths}
+    assert paths == {"sync": False, "data": True}, paths
+    # both paths: split brain, by design
+    cl.cut_data()
+    wait_for(lambda: b.role() == "active", 3, "takeover with both paths lost")
+    assert a.role() == "active"
+    ea, eb = a.show().epoch, b.show().epoch
+    assert eb == ea + 1, (ea, eb)
+    b.fake.create(20)  # sessions made during the split on node 2
+    # paths back: the higher epoch (node 2) keeps the role
+    cl.cut_sync(False)
+    cl.cut_data(False)
+    cl.wait_roles(["standby", "active"], timeout=5)
+    assert a.show().epoch == eb
+    assert a.fake.role == "standby" and b.fake.role == "active"
+    wait_for(lambda: b.fake.local_state().items() <= a.fake.peer_state().items(), 10,
+             "the loser resynced from the winner")
+
+
+@test(30)
+def request_failover_reports_its_duration():
+    cl = pair()
+    a, b = cl[0], cl[1]
+    a.fake.create(50)
+    wait_for(same_tables(a, b), 5, "sessions on the standby")
+    r = b.request(SR.FAILOVER)
+    assert r.status == 409, r
+    wait_for(lambda: a.peer(2).ready, 5, "standby ready")
+    r = a.request(SR.FAILOVER, timeout_ms=5000)
+    assert r.status == 0, r.error
+    assert 0 < r.failover_ms < 2000, r.failover_ms
+    assert r.role == "standby"
+    print(f"    planned failover: {r.failover_ms} ms")
+    cl.wait_roles(["standby", "active"])
+    assert b.show().epoch == 2
+    assert b.fake.promotes == 1
+    # the command-line client says the same
+    out = subprocess.run([SYNCD, "-s", b.ctl_sock, "--failover", "--timeout", "5000"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and out.stdout.startswith("OK failover took"), out
+    cl.wait_roles(["active", "standby"])
+
+
+@test(40)
+def readiness_gate_holds_takeover_until_every_event_is_applied():
+    cl = pair()
+    a, b = cl[0], cl[1]
+    b.fake.apply_delay = 0.7
+    a.fake.create(600)  # 3 frames of 256/256/88 events: >= 2 s of applying
+    wait_for(lambda: b.peer(1).events_received == 600, 5, "received")
+    t0 = time.monotonic()
+    a.kill(signal.SIGKILL)
+    saw_pending = []
+
+    def active():
+        cs = b.show()
+        if cs.takeover_pending:
+            saw_pending.append(cs.apply_pending)
+        return b.fake.role == "active"
+    wait_for(active, 10, "takeover after the gate")
+    took = time.monotonic() - t0
+    assert saw_pending, "show cluster never showed the pending takeover"
+    assert took > 1.0, f"took over after {took:.2f}s: before the events were applied"
+    req = b.fake.requests
+    last_apply = max(i for i, c in enumerate(req) if c == pb.CtlRequest.SYNC_APPLY)
+    first_promote = req.index(pb.CtlRequest.PROMOTE)
+    assert first_promote > last_apply, "PROMOTE before the last SYNC_APPLY"
+    assert len(b.fake.table()[0]) == 600
+
+
+@test(40)
+def refused_frames_are_counted_and_change_nothing():
+    ghost = harness.free_port()
+    cl = pair(ghost_peers=[(3, ghost)])
+    a, b = cl[0], cl[1]
+    a.fake.create(20)
+    wait_for(same_tables(a, b), 5, "sessions")
+    before = b.show()
+    tables = (b.fake.table(), a.fake.table())
+    empty = b""          # an empty PeerMsg: valid, means nothing
+    bad_key = bytes(32)
+    big = 4 << 20
+
+    def tcp(*frames, linger=0.3):
+        s = socket.create_connection(("127.0.0.1", b.port))
+        for f in frames:
+            s.sendall(f)
+            time.sleep(0.05)
+        time.sleep(linger)
+        s.close()
+        time.sleep(0.1)
+
+    tcp(frame(b"\x08\x01", node=1, seq=1 << 62, key=bad_key))        # forged tag
+    tcp(frame(empty, node=1, seq=1 << 62, cluster=8))                  # wrong cluster
+    tcp(frame(empty, node=1, seq=1 << 62, version=2))                  # bad version
+    tcp(frame(empty, node=9, seq=1))                                   # unknown node
+    ok = frame(empty, node=3, seq=1000)
+    tcp(ok, ok, frame(empty, node=3, seq=999),                         # replayed, backwards
+        frame(b"\xff\xff\xff", node=3, seq=2000),                      # bad payload
+        frame(empty, node=3, seq=3000, epoch=5),
+        frame(empty, node=3, seq=3001, epoch=4))                       # stale epoch
+    tcp(frame(empty, node=1, seq=1, length=big + 1)[:32])              # oversized
+    tcp(b"XXXX" + bytes(60))                                           # bad magic
+    f = frame(b"\x12" * 100, node=1, seq=1 << 62)
+    tcp(f[:80])                                                        # truncated
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for d in (frame(empty, node=1, seq=1 << 62, key=bad_key),         # forged tag
+              frame(empty, node=3, seq=50000)[:20],                    # truncated
+              frame(empty, node=3, seq=50000),
+              frame(empty, node=3, seq=50000),                         # replayed
+              frame(empty, node=3, seq=50000 - 100)):                  # backwards
+        u.sendto(d, ("127.0.0.1", b.udp))
+        time.sleep(0.05)
+    u.close()
+    time.sleep(0.3)
+    after = b.show()
+    want = {"bad-tag": 2, "wrong-cluster": 1, "bad-version": 1, "unknown-node": 1,
+            "replayed": 2, "backwards": 2, "bad-payload": 1, "stale-epoch": 1,
+            "oversized": 1, "bad-magic": 1, "truncated": 2, "bad-length": 0}
+    got = {k: b.counter("refused." + k, after) - b.counter("refused." + k, before)
+           for k in want}
+    assert got == want, f"refusals {got}, wanted {want}"
+    # per peer: the ones claiming node 1 and node 3
+    p1 = {c.name: c.value for c in b.peer(1).refused}
+    assert p1["bad-tag"] >= 2 and p1["wrong-cluster"] >= 1, p1
+    # no state changed: role, epoch, the real link, the tables
+    assert (after.role, after.epoch) == (before.role, before.epoch)
+    assert b.peer(1).link == "up" and b.peer(1).connects == \
+        [p for p in before.peers if p.node_id == 1][0].connects
+    assert (b.fake.table(), a.fake.table()) == tables
+    # and replication still works
+    a.fake.create(10)
+    wait_for(same_tables(a, b), 5, "replication after the refusals")
+
+
+@test(30)
+def pushed_config_reaches_the_peer_with_its_own_identity():
+    cl = pair()
+    a, b = cl[0], cl[1]
+    wait_for(lambda: a.show().policy_hash and b.show().policy_hash, 5, "hashes known")
+    a.fake.config_text = ('node = { name = "fw1"; id = 1; };\n'
+                          'rules = ( { name = "web"; action = "accept"; },\n'
+                          '          { name = "ssh"; action = "drop"; } );\n')
+    want = fake_node.policy_hash(a.fake.config_text)
+    wait_for(lambda: fake_node.policy_hash(b.fake.config_text) == want, 5,
+             "config replicated")
+    assert 'name = "fw2"' in b.fake.config_text and "id = 2" in b.fake.config_text, \
+        b.fake.config_text
+    wait_for(lambda: a.show().policy_hash == b.show().policy_hash == want, 5,
+             "both report the same policy hash")
+    assert b.counter("config.applied") == 1
+    time.sleep(1.5)  # no ping-pong
+    assert a.counter("config.sent") == 1 and b.counter("config.sent") == 0
+
+
+@test(30)
+def keepalived_mode_follows_notify():
+    cl = cluster(mode="keepalived")
+    cl.start()
+    cl.wait_linked()
+    time.sleep(1.5)
+    assert cl[0].role() == "init" and cl[1].role() == "init", "elected by itself"
+    cl[0].fake.create(30)
+    wait_for(same_tables(cl[0], cl[1]), 5, "replication without a role")
+    out = subprocess.run([SYNCD, "-c", cl[1].conf, "--notify", "master"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out
+    wait_for(lambda: cl[1].fake.role == "active", 3, "notify master")
+    assert cl[1].role() == "active" and cl[1].fake.promotes == 1
+    r = cl[1].request(SR.FAILOVER)
+    assert r.status == 409, r
+    subprocess.run([SYNCD, "-s", cl[1].ctl_sock, "--notify", "backup"], check=True,
+                   capture_output=True, timeout=10)
+    wait_for(lambda: cl[1].fake.role == "standby", 3, "notify backup")
+    r = cl[0].request(SR.ROLE, role="boss")
+    assert r.status == 400
+    # election mode refuses notify
+    cl2 = pair()
+    assert cl2[0].request(SR.ROLE, role="active").status == 409
+
+
+@test(30)
+def clean_stop_hands_over_at_once():
+    cl = pair()
+    a, b = cl[0], cl[1]
+    t0 = time.monotonic()
+    assert a.kill(signal.SIGTERM) == 0
+    wait_for(lambda: b.fake.role == "active", 2, "takeover after a clean stop",
+             step=0.005)
+    took = time.monotonic() - t0
+    assert took < 0.3, f"took {took:.3f}s: waited for the dead time"
+
+
+# ------------------------------------------------------------------ runner
+
+def main():
+    failed = []
+    for name, fn, limit in TESTS:
+        if SELECTED and name not in SELECTED:
+            continue
+
+        def alarm(signum, frm):
+            raise Timeout(f"{name}: more than {limit}s")
+        signal.signal(signal.SIGALRM, alarm)
+        signal.alarm(limit)
+        t0 = time.monotonic()
+        ok = True
+        try:
+            fn()
+        except BaseException:  # noqa: B902 (report and go on)
+            ok = False
+            traceback.print_exc()
+        finally:
+            signal.alarm(0)
+            for cl in CLUSTERS:
+                rcs = cl.close()
+                bad = {k: v for k, v in rcs.items() if v not in (0, None, -9)}
+                if bad:
+                    ok = False
+                    print(f"    unclean exit {bad}")
+                    for n in cl.nodes:
+                        print(n.tail(15))
+                if not ok:
+                    for n in cl.nodes:
+                        print(f"--- log of node {n.id}\n{n.tail(40)}")
+            CLUSTERS.clear()
+        print(f"{'ok  ' if ok else 'FAIL'} {name} ({time.monotonic() - t0:.1f}s)",
+              flush=True)
+        if not ok:
+            failed.append(name)
+    print(f"{len(failed)} failed" + (": " + " ".join(failed) if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
