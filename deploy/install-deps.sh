@@ -13,6 +13,7 @@ PKGS=(
   # tests: packets, observers, namespaces
   python3 python3-scapy python3-protobuf protobuf-compiler tshark tcpdump hping3 iperf3 iproute2 nftables
   iptables procps
+  keepalived          # tests/syncd/keepalived_test.py, deploy/keepalived/
   # tandemctl: line editing and TAB completion (optional at build time)
   libedit-dev
 )

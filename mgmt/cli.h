@@ -13,7 +13,8 @@
  * Output: bytes handed to libuv and not yet written are `queued`. A long
  * reply is formatted only while queued < max_output_buffer / 2; anything
  * that would take queued past max_output_buffer drops the client (counted
- * slow-client-dropped). A client whose output has not moved for
+ * slow-client-dropped), unless nothing is queued (one record larger than
+ * the cap still goes to a client that reads). A client whose output has not moved for
  * idle_timeout is dropped too, so a client that never reads holds at most
  * max_output_buffer plus its one node reply.
  *

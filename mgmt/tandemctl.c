@@ -619,6 +619,7 @@ struct session {
 	struct opts *o;
 	struct conn c;
 	bool open;
+	bool interactive; /* standard input holds commands, not a config */
 };
 
 static int session_open(struct session *s)
@@ -755,6 +756,10 @@ static int run_command(struct session *s, int argc, char **argv, bool *lost)
 			return EXIT_FAIL;
 		}
 		file = argc == 3 ? argv[2] : "-";
+		if (s->interactive && strcmp(file, "-") == 0) {
+			fprintf(stderr, "tandemctl: usage: config push|check FILE\n");
+			return EXIT_FAIL;
+		}
 		argc = 2;
 	}
 	rec_buf_init(&cmd);
@@ -953,6 +958,7 @@ static int interactive(struct session *s)
 	char prompt[96];
 	int last = 0;
 
+	s->interactive = true;
 	if (session_open(s) == EXIT_FAIL)
 		return EXIT_FAIL;
 	learn_commands(s);

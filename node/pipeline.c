@@ -488,6 +488,16 @@ static bool process(struct shard *sh, const struct pkt *p,
 			uint64_t w = pipeline_ka_wake(sh, s, now);
 			if (w)
 				sess_table_wake_at(sh->tab, s, w);
+		} else if ((s->flags & SF_KEEPALIVE) && out.state_changed &&
+			   s->state == SS_TCP_ESTABLISHED) {
+			/* The session still sits in the wheel where its
+			 * handshake timeout filed it; the first probe may be
+			 * due before that visit (idle timeout - first offset
+			 * < tcp_initial) and would then be skipped as late.
+			 * File the first wake now; each visit files the next. */
+			uint64_t w = pipeline_ka_wake(sh, s, now);
+			if (w)
+				sess_table_wake_at(sh->tab, s, w);
 		}
 		if (sh->sync && !(s->flags & SF_PEER))
 			sync_mark(sh->sync, sess_table_index(sh->tab, s));

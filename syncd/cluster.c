@@ -188,7 +188,9 @@ static void build_heartbeat(struct cluster *c, unsigned i, enum peer_path path,
 {
 	Tandem__Heartbeat hb = TANDEM__HEARTBEAT__INIT;
 	hb.role = (char *)role_name(c->stopping ? ROLE_INIT : c->sm.role);
-	hb.priority = c->conf->priority;
+	/* a stopping node ranks last (priority 0 is never configured), so a
+	 * standby takes over without waiting for the dead time */
+	hb.priority = c->stopping ? 0 : c->conf->priority;
 	hb.preempt = c->conf->preempt;
 	hb.applied_seq = repl_applied_seq(c->repl, i);
 	hb.sent_ms = clock_now_ms();
@@ -341,6 +343,7 @@ static void became_active(struct cluster *c, enum role prev)
 	save_epoch(c);
 	peers_set_epoch(c->ps, c->sm.epoch);
 	c->takeover_t0 = now;
+	repl_set_active(c->repl, true);
 	repl_promote(c->repl);
 	Tandem__CtlRequest q = TANDEM__CTL_REQUEST__INIT;
 	q.cmd = TANDEM__CTL_REQUEST__CMD__PROMOTE;
@@ -363,6 +366,7 @@ static void became_standby(struct cluster *c)
 	save_epoch(c);
 	peers_set_epoch(c->ps, c->sm.epoch);
 	c->vip_pending = false;
+	repl_set_active(c->repl, false);
 	vips_del(c);
 	node_simple(c, TANDEM__CTL_REQUEST__CMD__ROLE_SET, "standby");
 	if (c->sm.winner) {

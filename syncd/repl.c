@@ -96,6 +96,7 @@ struct repl {
 	uv_timer_t timer;
 	bool timer_open, timer_on;
 	bool node_up, node_synced, node_bulk, seeding, dropped_known;
+	bool active;
 	uint32_t node_gen;
 	uint64_t node_dropped, last_node_bulk_ms;
 	struct achunk *a_head, **a_tail;
@@ -203,9 +204,9 @@ static void arm(struct repl *r)
 {
 	if (r->timer_on || !r->timer_open)
 		return;
-	uint64_t ms = r->conf->flush_ms ? r->conf->flush_ms : 1;
-	if (ms > 5)
-		ms = 5;
+	/* 5 ms steps pace bulks; a flush_ms above that is honoured within
+	 * 5 ms */
+	uint64_t ms = r->conf->flush_ms && r->conf->flush_ms < 5 ? r->conf->flush_ms : 5;
 	uv_timer_start(&r->timer, on_timer, ms, ms);
 	r->timer_on = true;
 }
@@ -463,6 +464,7 @@ static void pop_done(struct repl *r)
 		p->n_chunks--;
 		if (c->failed) {
 			p->need_bulk_request = true;
+			arm(r);
 		} else {
 			if (c->upto > p->applied_seq)
 				p->applied_seq = c->upto;
@@ -595,7 +597,7 @@ static void rx_events(struct repl *r, unsigned i, const Tandem__EventBatch *b)
 		}
 		const Tandem__Session *s = e->session;
 		struct mirror_ent *me = mirror_get(r->m, s->id);
-		bool ours = me && me->origin == MIRROR_LOCAL;
+		bool ours = me && me->origin == MIRROR_LOCAL && r->active;
 		if (!ours) {
 			if (is_end(e->type))
 				mirror_del(r->m, s->id);
@@ -841,6 +843,11 @@ void repl_node_stream(struct repl *r, const Tandem__SyncStream *m)
 		r->node_dropped = m->dropped;
 		r->dropped_known = true;
 	}
+	/* the node already batched these (its drain interval): with
+	 * flush_ms = 0 they leave now, as one frame per peer */
+	if (!r->conf->flush_ms)
+		for (unsigned i = 0; i < r->n; i++)
+			flush_batch(r, i);
 	arm(r);
 }
 
@@ -855,6 +862,11 @@ void repl_link(struct repl *r, unsigned i, bool up)
 		f->sent = false;
 	if (!up && p->rx_state == BULK_SENDING)
 		p->rx_state = BULK_WAITING; /* its bulk resumes or restarts */
+}
+
+void repl_set_active(struct repl *r, bool active)
+{
+	r->active = active;
 }
 
 void repl_promote(struct repl *r)

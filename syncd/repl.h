@@ -75,6 +75,10 @@ void repl_link(struct repl *r, unsigned peer, bool up);
 void repl_msg(struct repl *r, unsigned peer, const struct sync_hdr *h,
 	      const Tandem__PeerMsg *m);
 
+/* Our role. On a node that is not active, a peer's event for a session we
+ * hold as local replaces it (the active owns the flow; the node does the
+ * same on SYNC_APPLY); on the active, our local copy wins. */
+void repl_set_active(struct repl *r, bool active);
 /* takeover: every peer session in the mirror becomes local */
 void repl_promote(struct repl *r);
 /* new epoch: a full bulk to every peer */

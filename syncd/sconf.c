@@ -195,7 +195,7 @@ static int load(config_t *cf, const char *file, struct sconf **ret, char *err,
 	c->port = 7790;
 	c->max_frame = 4u << 20;
 	c->batch_events = 256;
-	c->flush_ms = 5;
+	c->flush_ms = 0;
 	c->bulk_rate = 50000;
 	c->backlog_bytes = 64u << 20;
 	c->apply_inflight = 8;
@@ -380,7 +380,7 @@ static int load(config_t *cf, const char *file, struct sconf **ret, char *err,
 	static const char *const ro[] = {"priority", "preempt", "hold_down_ms",
 					 "init_wait_ms", NULL};
 	if (g && ((r = check_members(&x, g, "role", ro)) ||
-		  (r = get_uint(&x, g, "role", "priority", &c->priority, 0, 255,
+		  (r = get_uint(&x, g, "role", "priority", &c->priority, 1, 255,
 				false)) ||
 		  (r = get_bool(&x, g, "role", "preempt", &c->preempt)) ||
 		  (r = get_uint(&x, g, "role", "hold_down_ms", &c->hold_down_ms,

@@ -51,7 +51,7 @@ struct sconf {
 	uint16_t port;
 	uint32_t max_frame;         /* payload bytes */
 	uint32_t batch_events;      /* events per frame, live */
-	uint32_t flush_ms;          /* a partial batch waits at most this */
+	uint32_t flush_ms;          /* extra wait for a partial batch; 0: none */
 	uint32_t bulk_rate;         /* sessions/s of a bulk */
 	uint32_t backlog_bytes;     /* unacknowledged frames kept per peer */
 	uint32_t apply_inflight;    /* SYNC_APPLY requests in flight */

@@ -502,6 +502,7 @@ def main():
     perf_out = []
     t_start = time.time()
     la_start, others_start = load1(), other_namespaces()
+    source = git_state()
     try:
         lab.down()
         lab.up()
@@ -540,6 +541,8 @@ def main():
             kill(p)
         sh("fw", "nft flush ruleset") if os.path.exists(f"/run/netns/{ns('fw')}") else None
         lab.down()
+        for d in getattr(labtest, "_dirs", []):  # the nodes' temp dirs
+            shutil.rmtree(d, ignore_errors=True)
     la_end, others_end = load1(), other_namespaces()
     elapsed = (time.time() - t_start) / 60
 
@@ -547,7 +550,7 @@ def main():
     print()
     print("=" * 100)
     print("tandem data-path benchmark (tests/bench/bench_datapath.py)")
-    print(f"source: {git_state()}")
+    print(f"source at the start of the run: {source}")
     built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(node)))
     print(f"node: {node} (built {built}; the tree may have changed since)")
     print(f"machine: {os.cpu_count()} CPUs, kernel {os.uname().release}; {quiet}")

@@ -32,7 +32,6 @@ if ! ip netns add "${P}probe" 2>/dev/null; then
 fi
 ip netns del "${P}probe"
 
-before=$(ip netns list 2>/dev/null | awk '{print $1}' | grep '^tdm-' | sort || true)
 root_links_before=$(ip -o link show | awk -F': ' '{print $2}' | sort)
 
 cleanup() {
@@ -153,11 +152,12 @@ if bash "$lab" down >/dev/null; then pass "down when down"; else fail "down when
 st=0; bash "$lab" status >/dev/null 2>&1 || st=$?
 check "status says down (exit 3, got $st)" [ $st = 3 ]
 
-after=$(ip netns list 2>/dev/null | awk '{print $1}' | grep '^tdm-' | sort || true)
-if [ "$before" = "$after" ]; then
-	pass "no new tdm- namespace left"
+# only this lab's namespaces count: other labs may come and go meanwhile
+left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$TDM_LAB_PREFIX" || true)
+if [ -z "$left" ]; then
+	pass "no namespace of this lab left"
 else
-	fail "tdm- namespaces left: $(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')"
+	fail "namespaces left: $(echo "$left" | tr '\n' ' ')"
 fi
 root_links_after=$(ip -o link show | awk -F': ' '{print $2}' | sort)
 check "root namespace links unchanged" [ "$root_links_before" = "$root_links_after" ]

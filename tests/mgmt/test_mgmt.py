@@ -817,6 +817,19 @@ class TestSlowReader(Base):
         self.ok(c, "show sessions count")
 
 
+class TestHugeRecord(Base):
+    conf = {"max_output_buffer": 262144}
+    node_args = ("--huge-text", "600000")
+
+    def test_record_larger_than_output_buffer_reaches_a_reading_client(self):
+        c = self.conn()
+        data, st = self.ok(c, "show policy")
+        self.assertEqual(st, "OK")
+        (w, f), = records(data)
+        self.assertEqual(len(f["text"]), 600000)
+        self.assertEqual(self.env.counter("mgmt.slow-client-dropped"), 0)
+
+
 class TestListenAddress(unittest.TestCase):
     def test_listen_address_from_config(self):
         env = Env({"listen": None}, start_node=False)  # written below instead

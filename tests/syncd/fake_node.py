@@ -7,8 +7,10 @@ connection) with the replication semantics syncd relies on:
   - SYNC_SUBSCRIBE: the reply, then bulk_begin, a CREATE per local session,
     bulk_end, then live events (create/refresh/delete made by the test);
     peer sessions are never sent.
-  - SYNC_APPLY: CREATE/STATE/REFRESH install or update a peer session by key
-    (a local session with the same key wins: counted as a conflict);
+  - SYNC_APPLY: CREATE/STATE/REFRESH install or update a peer session by key.
+    A local session with the same key wins on an active node (counted as a
+    conflict); on a standby the active's copy replaces it (the rule syncd
+    needs from tandem-node, docs/syncd.md);
     EXPIRE/DELETE remove a peer session only. The reply's count = applied.
   - PROMOTE: every peer session becomes local. ROLE_SET: remembered.
   - SYNC_BULK (on the subscription): another dump. SYNC_DIGEST, SESSIONS
@@ -332,8 +334,10 @@ class FakeNode:
                         n += 1
                         continue
                     if k in self.local:
-                        conflicts += 1
-                        continue
+                        if self.role == "active":
+                            conflicts += 1
+                            continue
+                        del self.local[k]
                     s = pb.Session()
                     s.CopyFrom(e.session)
                     self.peer[k] = s

@@ -84,6 +84,8 @@ class TcpProxy:
             except OSError:
                 c.close()
                 continue
+            for s in (c, u):  # no Nagle delay added by the proxy
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.lock:
                 self.pairs.append((c, u))
             threading.Thread(target=self._pump, args=(c, u), daemon=True).start()

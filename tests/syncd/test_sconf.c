@@ -38,7 +38,7 @@ static void minimal_config_gets_the_defaults(void **state)
 	assert_int_equal(c->port, 7790);
 	assert_int_equal(c->max_frame, 4u << 20);
 	assert_int_equal(c->batch_events, 256);
-	assert_int_equal(c->flush_ms, 5);
+	assert_int_equal(c->flush_ms, 0);
 	assert_false(c->external);
 	assert_false(c->data_hb);
 	assert_true(c->config_sync);
