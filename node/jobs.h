@@ -18,7 +18,8 @@
 
 #include "pipeline.h"
 
-#define JOB_SLICE 4096 /* sessions visited per slice */
+#define JOB_SLICE 1024 /* sessions visited per slice: ~0.15 ms, so a busy
+			* worker still forwards ~400 kpps while a job runs */
 
 /* A session filter (SRX-style `show/clear security flow session ...`).
  * Unset fields match everything. */
