@@ -993,7 +993,7 @@ static void do_stats(struct ctl *c, struct conn *cn, uint64_t seq)
 	struct shard_stats t;
 	uint64_t sessions;
 	totals(c, &t, &sessions);
-	enum { MAXC = V_MAX + DROP_MAX + PC_MAX * 2 + END_MAX + PC_MAX * SS_MAX + 16 };
+	enum { MAXC = V_MAX + DROP_MAX + PC_MAX * 2 + END_MAX + PC_MAX * SS_MAX + SS_MAX + 16 };
 	static Tandem__Counter cs[MAXC];
 	static Tandem__Counter *ps[MAXC];
 	static char names[MAXC][64];
@@ -1005,6 +1005,11 @@ static void do_stats(struct ctl *c, struct conn *cn, uint64_t seq)
 	add_counter(cs, ps, &n, names, "capacity", c->capacity);
 	add_counter(cs, ps, &n, names, "ageing_started", t.ageing_on);
 	add_counter(cs, ps, &n, names, "first_fragments", t.first_frags);
+	add_counter(cs, ps, &n, names, "ageing.active", t.ageing_active ? 1 : 0);
+	for (unsigned s = 1; s < SS_MAX; s++) {
+		snprintf(nm, sizeof(nm), "sessions.%s", sess_state_name(s));
+		add_counter(cs, ps, &n, names, nm, stats_live(&t, s));
+	}
 	add_counter(cs, ps, &n, names, "keepalive.probes", t.ka_probes);
 	add_counter(cs, ps, &n, names, "keepalive.rejuvenated", t.ka_rejuvenated);
 	add_counter(cs, ps, &n, names, "keepalive.discarded_rst", t.ka_rst);

@@ -224,8 +224,13 @@ static void apply_one(struct ctl_job *j, struct shard *sh,
 			return;
 		}
 		s->created = r->s.created;
+		sh->st.entered[r->s.state]++;
 	} else {
 		sess_table_set_expire(sh->tab, s, expire);
+		if (s->state != r->s.state) {
+			sh->st.left[s->state]++;
+			sh->st.entered[r->s.state]++;
+		}
 	}
 	s->state = r->s.state;
 	s->flags = (uint8_t)(r->s.flags | SF_PEER);

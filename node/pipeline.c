@@ -401,6 +401,7 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 	}
 	s->rule = r->index;
 	s->mode = (uint8_t)(r->mode | limited);
+	sh->st.entered[s->state]++;
 	s->iface[0] = iif;
 	s->pkts[0] = 1;
 	s->bytes[0] = p->len;
@@ -457,7 +458,12 @@ static bool process(struct shard *sh, const struct pkt *p,
 	unsigned init = (s->flags & SF_INIT_SIDE1) ? 1 : 0;
 	unsigned dir = pr->side == init ? 0 : 1;
 	struct track_out out;
+	uint8_t was = s->state;
 	track_existing(sh, s, p, dir, &out);
+	if (s->state != was) {
+		sh->st.left[was]++;
+		sh->st.entered[s->state]++;
+	}
 	if (out.reopen) {
 		pipeline_end_session(sh, s, out.end_reason);
 		new_flow(sh, p, &pr->k, pr->hash, pr->side, pr->zin, pr->zout,
@@ -619,6 +625,7 @@ bool pipeline_tick(struct shard *sh, uint64_t now_ms)
 		if (sess_table_count(sh->tab) < sh->age_low)
 			sh->ageing = false;
 	}
+	sh->st.ageing_active = sh->ageing;
 	if (sh->sync && atomic_load_explicit(&sh->sync->subscribed,
 					     memory_order_relaxed))
 		sync_sweep(sh->sync, sh->tab, now_ms, SYNC_SWEEP_WORDS);

@@ -73,3 +73,11 @@ void stats_add(struct shard_stats *dst, const struct shard_stats *src)
 	for (size_t i = 0; i < sizeof(*dst) / sizeof(uint64_t); i++)
 		d[i] += s[i];
 }
+
+uint64_t stats_live(const struct shard_stats *t, enum sess_state st)
+{
+	uint64_t ended = 0;
+	for (unsigned c = 0; c < PC_MAX; c++)
+		ended += t->ended_state[c][st];
+	return t->entered[st] - t->left[st] - ended;
+}

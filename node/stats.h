@@ -49,6 +49,9 @@ struct shard_stats {
 	uint64_t ka_probes;              /* keepalive probes sent */
 	uint64_t ka_rejuvenated;         /* sessions answered after a probe */
 	uint64_t ka_rst;                 /* probed sessions ended by an RST */
+	/* live sessions per state = entered - left - ended in that state */
+	uint64_t entered[SS_MAX], left[SS_MAX];
+	uint64_t ageing_active;          /* 1 while aggressive ageing runs */
 	uint64_t first_frags;
 };
 
@@ -60,5 +63,7 @@ enum proto_class proto_class_of(uint8_t proto);
 
 /* dst += src, field by field. */
 void stats_add(struct shard_stats *dst, const struct shard_stats *src);
+/* Sessions in state st now (from the counters). */
+uint64_t stats_live(const struct shard_stats *t, enum sess_state st);
 
 #endif

@@ -218,6 +218,17 @@ class Config:
             ct_flush()
         return False
 
+    def node_cpu(self):
+        """CPU seconds (utime + stime, all threads) of tandem-node; 0 without."""
+        if not self.node:
+            return 0.0
+        try:
+            with open(f"/proc/{self.node.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
     def node_stats(self):
         if not self.node:
             return None
@@ -255,6 +266,7 @@ class Bench:
         # set once the traffic of a measurement has started (profile()
         # starts perf on it)
         self.started = threading.Event()
+        self.last_cpu = {}
 
     def gen_args(self, src, extra):
         return [self.gen, "--dst", SERVER, "--dport", str(UDP_PORT), "--src", src,
@@ -273,14 +285,17 @@ class Bench:
             for host, args in senders:
                 gens.append(popen(host, args, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
             self.started.set()
-            sent = 0
+            n0 = cfg.node_cpu()
+            sent, gen_cpu = 0, 0.0
             for g in gens:
                 out, err = g.communicate(timeout=self.a.seconds + 20)
                 if g.returncode:
                     raise RuntimeError("udpgen failed: " + err.strip())
                 sent += int(kv(out)["sent"])
+                gen_cpu += float(kv(out).get("cpu", 0))
             out, err = sink.communicate(timeout=30)
             r = kv(out.strip().splitlines()[-1])
+            n1 = cfg.node_cpu()
             q1, e1, s1 = nfq_counters(), udp_rcvbuf_errors(), cfg.node_stats()
         finally:
             for p in gens + [sink]:
@@ -295,7 +310,24 @@ class Bench:
         note += stats_delta(s0, s1)
         if cfg.name == "nft":
             note += f" ct_count={ct_count()}"
+        self.last_cpu = {"senders": gen_cpu, "node": n1 - n0,
+                         "sink": float(r.get("cpu", 0)), "delivered": delivered}
         return float(r["pps"]) / 1000.0, note
+
+    def cost(self, cfg, pps):
+        """CPU microseconds per delivered packet at a fixed offered load
+        (one flow from c1, paced): {part: us}. Senders' time includes the
+        forwarding work the kernel does inline in their sendmmsg (for
+        NFQUEUE: up to the queue); the node's includes the reinjected rest
+        of the path done inside its verdict sendto. Work that spills into
+        ksoftirqd is not counted."""
+        v, note = self.udp(cfg, [("c1", self.gen_args(C1, ["--pps", str(pps)]))])
+        c = self.last_cpu
+        n = max(1, c["delivered"])
+        out = {k: c[k] / n * 1e6 for k in ("senders", "node", "sink")}
+        out["total"] = sum(out.values())
+        out["kpps"] = v
+        return out
 
     def tcp(self, cfg):
         srv = popen("srv", ["iperf3", "-s", "-1", "-B", SERVER, "-p", str(TCP_PORT)],
@@ -476,6 +508,8 @@ def main():
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="MIN",
                     help="first wait up to MIN minutes for load1 < 0.7 and no other tdm- labs")
     ap.add_argument("--perf", action="store_true", help="profile tandem-node after the table")
+    ap.add_argument("--cost-pps", type=int, default=60000, metavar="PPS",
+                    help="with --perf: offered load of the CPU-cost-per-packet runs [60000]")
     ap.add_argument("--perf-rows", default="auto",
                     help="rows to profile [auto: the FAILing rows, else udp-2senders]")
     a = ap.parse_args()
@@ -527,6 +561,26 @@ def main():
                 except Exception as e:  # noqa: BLE001 - a config that fails to start
                     print(f"run {run + 1} {c:9} configuration failed: {e}", flush=True)
         if a.perf:
+            cost = {c: [] for c in configs}
+            for run in range(3):
+                for c in configs[run % len(configs):] + configs[:run % len(configs)]:
+                    try:
+                        with Config(c, lab) as cfg:
+                            cost[c].append(bench.cost(cfg, a.cost_pps))
+                    except Exception as e:  # noqa: BLE001 - the table still prints
+                        print(f"cost run {run + 1} {c}: failed: {e}", flush=True)
+            perf_out.append(f"--- CPU cost per delivered packet, one flow from c1 paced at "
+                            f"{a.cost_pps} pps for {a.seconds} s, median of 3 interleaved runs "
+                            "(us/packet; getrusage of udpgen/udpsink, /proc/PID/stat of the node)")
+            perf_out.append(f"  {'config':10} {'delivered kpps':>14} {'sender':>7} {'node':>7} "
+                            f"{'sink':>7} {'total':>7}")
+            for c in configs:
+                if not cost[c]:
+                    continue
+                m = {k: statistics.median(x[k] for x in cost[c])
+                     for k in ("kpps", "senders", "node", "sink", "total")}
+                perf_out.append(f"  {c:10} {m['kpps']:14.1f} {m['senders']:7.2f} {m['node']:7.2f} "
+                                f"{m['sink']:7.2f} {m['total']:7.2f}")
             prow = [r for r in a.perf_rows.split(",") if r]
             if prow == ["auto"]:
                 prow = [r for r in rows if verdict(res, r) == "FAIL"] or ["udp-2senders"]

@@ -5,10 +5,11 @@
  *
  * Prints "ready" on stdout once bound (the bench starts the senders only
  * then) and, at the end, one line:
- *   udpsink packets=N bytes=B first_to_last=T pps=R
- * where T is the time from the first to the last batch received and
- * R = (N - first batch) / T. The sink ends after --seconds, or once it has
- * received something and then heard nothing for --idle-ms.
+ *   udpsink packets=N bytes=B first_to_last=T pps=R cpu=C
+ * where T is the time from the first to the last batch received,
+ * R = (N - first batch) / T and C the CPU seconds the sink used. The sink
+ * ends after --seconds, or once it has received something and then heard
+ * nothing for --idle-ms.
  *
  * Must never: run without a time bound (--seconds, at most 300), run outside
  * a lab network namespace (one named tdm-* in /run/netns: run it with
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -93,6 +95,17 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 		return -EINVAL;
 	*ret = v;
 	return 0;
+}
+
+/* CPU seconds (user + system) this process used so far; system time
+ * includes the softirq work the kernel did inline in its system calls. */
+static double cpu_s(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return 0.0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static double now_s(void)
@@ -220,8 +233,9 @@ int main(int argc, char **argv)
 	}
 	close(fd);
 	double span = last - first;
-	printf("udpsink packets=%llu bytes=%llu first_to_last=%.3f pps=%.0f\n",
+	printf("udpsink packets=%llu bytes=%llu first_to_last=%.3f pps=%.0f "
+	       "cpu=%.3f\n",
 	       (unsigned long long)packets, (unsigned long long)bytes, span,
-	       span > 0 ? (double)(packets - first_batch) / span : 0.0);
+	       span > 0 ? (double)(packets - first_batch) / span : 0.0, cpu_s());
 	return 0;
 }

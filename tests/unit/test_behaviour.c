@@ -211,6 +211,8 @@ static void srx_tcp_established_timeout_1800s(void **st)
 	(void)st;
 	struct fx *f = fx_new(NULL);
 	handshake(f, C1, WEB, 40000, 80);
+	assert_int_equal(stats_live(&f->sh.st, SS_TCP_ESTABLISHED), 1);
+	assert_int_equal(stats_live(&f->sh.st, SS_TCP_SYN_SENT), 0);
 	advance(f, 1799 * 1000);
 	assert_int_equal(nsess(f), 1);
 	/* traffic restarts the 1800 s idle timer */
@@ -221,6 +223,7 @@ static void srx_tcp_established_timeout_1800s(void **st)
 	assert_int_equal(nsess(f), 0);
 	assert_int_equal(f->sh.st.ended[END_EXPIRED], 1);
 	assert_int_equal(f->sh.st.ended_state[PC_TCP][SS_TCP_ESTABLISHED], 1);
+	assert_int_equal(stats_live(&f->sh.st, SS_TCP_ESTABLISHED), 0);
 	fx_free(f);
 }
 
