@@ -497,7 +497,7 @@ def test_probes_never_pass_the_policy_twice(lab):
         check(len(probes) == n_probes, f"client captured {len(probes)} probes, stats say {n_probes}")
         check(packets(st) == len(real) and st["verdict"]["accept"] == len(real),
               f"the node handled {packets(st)} packets ({st['verdict']['accept']} accepted); the "
-              f"connection had {len(real)} real ones (+{len(probes)} probes, which must not count)")
+              f"connection had {len(real)} real ones (+{len(probes)} probes, which must not count); {brief(st)}")
         srv_probes = [p for p in ps if p["kind"] == "probe" or (p["src"] == KA and p["eth"] != SRV_MAC)]
         check(not srv_probes, f"the server saw probes: {srv_probes}")
         # every client packet (answers included) reached the server once,
