@@ -905,8 +905,10 @@ static void do_apply(struct ctl *c, struct conn *cn, const Tandem__CtlRequest *q
 						      pr.s.key.addr[1], c->nshards);
 		r->jobs[sh].apply[count[sh]++] = pr;
 	}
-	for (unsigned i = 0; i < c->nshards; i++)
+	for (unsigned i = 0; i < c->nshards; i++) {
 		r->jobs[i].n_apply = count[i];
+		r->jobs[i].peer_wins = strcmp(c->role, "standby") == 0;
+	}
 	free(count);
 	r->limit = (uint32_t)bad; /* reported as refused */
 	post_jobs(c, r);

@@ -212,9 +212,13 @@ static void apply_one(struct ctl_job *j, struct shard *sh,
 		return;
 	}
 	if (s && !(s->flags & SF_PEER)) {
-		/* our own session for the same flow: ours wins */
 		j->conflicts++;
-		return;
+		/* the active's copy is the truth for a standby (an old active
+		 * that returns with its own sessions); an active keeps its own */
+		if (!j->peer_wins)
+			return;
+		pipeline_end_session(sh, s, END_PEER);
+		s = NULL;
 	}
 	uint64_t expire = now + r->remaining_ms;
 	if (!s) {

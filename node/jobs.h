@@ -96,6 +96,7 @@ struct ctl_job {
 	struct peer_rec *apply;
 	uint32_t n_apply;
 	uint64_t applied, conflicts, refused;
+	bool peer_wins;                 /* standby: the active's copy replaces ours */
 	/* DIGEST */
 	uint64_t xor_hash, local, peer;
 	/* progress, owned by whoever runs the job */

@@ -219,7 +219,8 @@ static void send_heartbeats(struct cluster *c)
 		buf_reset(&c->hb);
 		build_heartbeat(c, i, PATH_SYNC, &c->hb);
 		peers_send(c->ps, i, c->hb.p, c->hb.len, NULL);
-		if (c->conf->data_hb) {
+		if (c->conf->data_hb && i == 0) {
+			/* one data-side peer address: the first peer's path */
 			buf_reset(&c->hb);
 			build_heartbeat(c, i, PATH_DATA, &c->hb);
 			peers_send_data(c->ps, i, c->hb.p, c->hb.len);
@@ -1227,5 +1228,6 @@ void cluster_free(struct cluster *c)
 	peers_free(c->ps);
 	ctl_server_free(c->ctl);
 	buf_free(&c->hb);
+	vip_cleanup();
 	free(c);
 }

@@ -786,8 +786,8 @@ static void node_event(struct repl *r, const Tandem__SessionEvent *e,
 		return; /* a full bulk to every peer follows */
 	for (unsigned i = 0; i < r->n; i++) {
 		struct rpeer *p = &r->p[i];
-		if (p->need_full || p->tx_state == BULK_WAITING)
-			continue; /* it gets everything with its bulk */
+		if (p->need_full || p->tx_state == BULK_WAITING || !p->based)
+			continue; /* it gets everything with its (first) bulk */
 		if (!p->batch_n)
 			p->batch_t0 = now;
 		if (pb_put_event(&p->batch, EB_EVENTS, (unsigned)e->type, r->sess.p,

@@ -108,6 +108,48 @@ static int if_mac(const char *ifname, uint8_t mac[6])
 	return r;
 }
 
+/* The announcement sockets stay open: closing a packet socket waits for
+ * an RCU grace period (~10 ms here), too long for the loop at a takeover.
+ * Neither receives anything (protocol 0; ICMPv6 filter blocks all). */
+static int arp_fd = -1, icmp6_fd = -1;
+
+static int arp_sock(void)
+{
+	if (arp_fd < 0)
+		arp_fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	return arp_fd < 0 ? -errno : arp_fd;
+}
+
+static int icmp6_sock(void)
+{
+	if (icmp6_fd >= 0)
+		return icmp6_fd;
+	int fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+	if (fd < 0)
+		return -errno;
+	struct icmp6_filter f;
+	ICMP6_FILTER_SETBLOCKALL(&f);
+	int hops = 255; /* receivers drop ND with any other hop limit */
+	if (setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &f, sizeof(f)) < 0 ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops,
+		       sizeof(hops)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	icmp6_fd = fd;
+	return fd;
+}
+
+void vip_cleanup(void)
+{
+	if (arp_fd >= 0)
+		close(arp_fd);
+	if (icmp6_fd >= 0)
+		close(icmp6_fd);
+	arp_fd = icmp6_fd = -1;
+}
+
 static int garp(const struct sconf_vip *v, unsigned ifindex, const uint8_t mac[6])
 {
 	struct __attribute__((packed)) {
@@ -123,9 +165,9 @@ static int garp(const struct sconf_vip *v, unsigned ifindex, const uint8_t mac[6
 	memcpy(pkt.spa, v->addr, 4);
 	memset(pkt.tha, 0, 6);
 	memcpy(pkt.tpa, v->addr, 4);
-	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+	int fd = arp_sock();
 	if (fd < 0)
-		return -errno;
+		return fd;
 	struct sockaddr_ll to;
 	memset(&to, 0, sizeof(to));
 	to.sll_family = AF_PACKET;
@@ -133,10 +175,8 @@ static int garp(const struct sconf_vip *v, unsigned ifindex, const uint8_t mac[6
 	to.sll_ifindex = (int)ifindex;
 	to.sll_halen = 6;
 	memset(to.sll_addr, 0xff, 6);
-	int r = sendto(fd, &pkt, sizeof(pkt), 0, (struct sockaddr *)&to,
-		       sizeof(to)) < 0 ? -errno : 0;
-	close(fd);
-	return r;
+	return sendto(fd, &pkt, sizeof(pkt), 0, (struct sockaddr *)&to,
+		      sizeof(to)) < 0 ? -errno : 0;
 }
 
 static int unsolicited_na(const struct sconf_vip *v, unsigned ifindex,
@@ -153,14 +193,12 @@ static int unsolicited_na(const struct sconf_vip *v, unsigned ifindex,
 	pkt.opt_type = ND_OPT_TARGET_LINKADDR;
 	pkt.opt_len = 1; /* units of 8 bytes */
 	memcpy(pkt.mac, mac, 6);
-	int fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+	int fd = icmp6_sock();
 	if (fd < 0)
-		return -errno;
-	int hops = 255; /* receivers drop ND with any other hop limit */
+		return fd;
 	int idx = (int)ifindex;
 	int r = 0;
-	if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops)) < 0 ||
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof(idx)) < 0)
+	if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof(idx)) < 0)
 		r = -errno;
 	struct sockaddr_in6 to;
 	memset(&to, 0, sizeof(to));
@@ -170,7 +208,6 @@ static int unsolicited_na(const struct sconf_vip *v, unsigned ifindex,
 	if (r == 0 && sendto(fd, &pkt, sizeof(pkt), 0, (struct sockaddr *)&to,
 			     sizeof(to)) < 0)
 		r = -errno;
-	close(fd);
 	return r;
 }
 

@@ -6,7 +6,8 @@
  * unsolicited neighbour advertisement (IPv6: to ff02::1, override flag).
  *
  * Each call is one short synchronous netlink exchange or one sendto; they
- * happen only at role changes. Adding an address that is there, or
+ * happen only at role changes. The two announcement sockets are opened on
+ * first use and kept (closing a packet socket takes an RCU grace period). Adding an address that is there, or
  * removing one that is not, succeeds (idempotent).
  *
  * Must never: touch an address that is not in the configured list, or
@@ -23,5 +24,7 @@ int vip_add(const struct sconf_vip *v, char *err, size_t errlen);
 int vip_del(const struct sconf_vip *v, char *err, size_t errlen);
 /* One gratuitous ARP / unsolicited NA for v on its interface. */
 int vip_announce(const struct sconf_vip *v, char *err, size_t errlen);
+/* Close the announcement sockets vip_announce() keeps open. */
+void vip_cleanup(void);
 
 #endif

@@ -29,7 +29,13 @@ median over the runs):
                  timeout); delivered packets/s = sessions accepted/s
 UDP rates are what the receiver (udpsink on 10.2.0.10:9000) counted, from
 its first to its last packet. A row PASSes when the better tandem column
-reaches 0.8 x the nft-stateful median.
+reaches 0.8 x the nft-stateful median (both ratios are printed).
+
+--perf adds, after the table: the CPU cost per delivered packet of every
+configuration at a fixed offered load (sender / node / sink, 3 interleaved
+runs), and for the FAILing rows (else udp-2senders) perf stat and perf
+record -g of tandem-node and of the whole machine (top symbols, and the
+node's inclusive profile: where its time goes).
 
 Must never: send outside the lab (udpgen refuses other addresses), leave a
 process, a namespace or an nft table behind (everything is torn down in a
@@ -507,11 +513,14 @@ def main():
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="MIN",
                     help="first wait up to MIN minutes for load1 < 0.7 and no other tdm- labs")
-    ap.add_argument("--perf", action="store_true", help="profile tandem-node after the table")
-    ap.add_argument("--cost-pps", type=int, default=60000, metavar="PPS",
-                    help="with --perf: offered load of the CPU-cost-per-packet runs [60000]")
+    ap.add_argument("--perf", action="store_true",
+                    help="after the table: CPU cost per packet of each configuration, and "
+                         "perf stat / perf record of tandem-node on the --perf-rows")
+    ap.add_argument("--cost-pps", type=int, default=100000, metavar="PPS",
+                    help="with --perf: offered load of the CPU-cost-per-packet runs [100000]")
     ap.add_argument("--perf-rows", default="auto",
-                    help="rows to profile [auto: the FAILing rows, else udp-2senders]")
+                    help="rows to profile [auto: the FAILing rows, else udp-2senders; "
+                         "none: no perf]")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_datapath needs root")
@@ -581,7 +590,7 @@ def main():
                      for k in ("kpps", "senders", "node", "sink", "total")}
                 perf_out.append(f"  {c:10} {m['kpps']:14.1f} {m['senders']:7.2f} {m['node']:7.2f} "
                                 f"{m['sink']:7.2f} {m['total']:7.2f}")
-            prow = [r for r in a.perf_rows.split(",") if r]
+            prow = [r for r in a.perf_rows.split(",") if r in ROWS or r == "auto"]
             if prow == ["auto"]:
                 prow = [r for r in rows if verdict(res, r) == "FAIL"] or ["udp-2senders"]
             for row in prow:

@@ -50,6 +50,7 @@ from labtest import PY, Capture, Lab, Node, TestFailure, check, config, run_test
 C1 = "10.1.0.2"
 C1_MAC = "02:74:64:01:02:00"   # deploy/lab.sh: tdm-c1 eth0
 SRV_MAC = "02:74:64:02:10:00"  # deploy/lab.sh: tdm-srv eth0
+FW_C_MAC = "02:74:64:01:01:00"  # deploy/lab.sh: tdm-fw veth-c
 KA = "10.2.0.13"               # rule ssh-ka: tcp/22, keepalive
 PORT = 22
 
@@ -206,6 +207,14 @@ def exchange(cli, text):
     """)
 
 
+def reset_conns(lab):
+    """Destroy every tcp/22 socket in the client and the server (the
+    kernel sends RSTs): no orphan may retransmit FINs through the next
+    test's node. TIME-WAIT sockets stay, and send nothing."""
+    for host in ("c1", "srv"):
+        lab.sh(host, f"ss -K -Htn '( sport = :{PORT} or dport = :{PORT} )'")
+
+
 def brief(st):
     return (f"verdict={st.get('verdict')} created={st.get('created')} ended={st.get('ended')} "
             f"sessions={st.get('sessions')} keepalive={st.get('keepalive')} drop={st['drop']}")
@@ -251,6 +260,13 @@ def flow(cap, cport):
             srv_next = (p["seq"] + p["len"] + (1 if p["flags"] & 0x03 else 0)) % 2**32
         out.append(p)
     return out
+
+
+def flow_summary(pkts):
+    """kind, time from the first packet, flags, seq, ack, len: for failure messages."""
+    t0 = pkts[0]["t"] if pkts else 0
+    return [(p["kind"], round(p["t"] - t0, 3), hex(p["flags"]), p["seq"], p["ack"], p["len"])
+            for p in pkts]
 
 
 def probe_schedule(pkts):
@@ -345,6 +361,7 @@ def test_idle_connection_survives_several_timeouts(lab):
                       f"probe acks {p['ack']}, the client's next seq is {nxt['seq']}")
     finally:
         cap.cleanup()
+        reset_conns(lab)
 
 
 # ---- 2 ------------------------------------------------------------------
@@ -359,39 +376,42 @@ def test_source_gone_session_removed(lab):
     session expires as usual."""
     node = Node(lab, node_config())
     start_echo(lab)
-    # (a) RST by the client
     cli = Agent(lab, "c1")
-    connect(cli)
-    stats_wait(node, lambda s: s["sessions"]["live"] == 1, 5, "(a) the session")
-    cli.run("""
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        s.close()
-    """)
-    st, _ = stats_wait(node, lambda s: s["ended"]["rst"] == 1, 2,
-                       "(a) the client's RST ends the session at once")
-    check(st["sessions"]["live"] == 0 and st["keepalive"]["discarded_rst"] == 0,
-          f"(a) RST before any probe: session gone, no keepalive discard; {brief(st)}")
-
-    # (a') the socket is gone without a word: the probe finds out
-    cap = Capture(lab, "c1", bpf=f"tcp port {PORT}")
+    caps = []
+    nft = neigh = link_down = False
     try:
+        # (a) RST by the client
+        connect(cli)
+        stats_wait(node, lambda s: s["sessions"]["live"] == 1, 5, "(a) the session")
+        cli.run("""
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        """)
+        st, _ = stats_wait(node, lambda s: s["ended"]["rst"] == 1, 2,
+                           "(a) the client's RST ends the session at once")
+        check(st["sessions"]["live"] == 0 and st["keepalive"]["discarded_rst"] == 0,
+              f"(a) RST before any probe: session gone, no keepalive discard; {brief(st)}")
+
+        # (a') the socket is gone without a word: the probe finds out
+        cap = Capture(lab, "c1", bpf=f"tcp port {PORT}")
+        caps.append(cap)
         cport = connect(cli)
         stats_wait(node, lambda s: s["sessions"]["live"] == 1 and s["created"]["tcp"] == 2, 5,
                    "(a') the second session")
+        nft = True
         lab.sh("c1", "nft -f - <<'EOF'\nadd table inet tdmka\n"
                "add chain inet tdmka out { type filter hook output priority 0; }\n"
                "add rule inet tdmka out tcp flags & rst != 0 drop\nEOF", check_rc=True)
-        try:
-            cli.run("""
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                s.close()
-            """)
-            deadline = time.monotonic() + 5
-            while f":{cport} " in lab.sh("c1", "ss -Hnta").stdout:
-                check(time.monotonic() < deadline, f"(a') the client socket :{cport} is still there")
-                time.sleep(0.05)
-        finally:
-            lab.sh("c1", "nft delete table inet tdmka")
+        cli.run("""
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        """)
+        deadline = time.monotonic() + 5
+        while f":{cport} " in lab.sh("c1", "ss -Hnta").stdout:
+            check(time.monotonic() < deadline, f"(a') the client socket :{cport} is still there")
+            time.sleep(0.05)
+        lab.sh("c1", "nft delete table inet tdmka", check_rc=True)
+        nft = False
         st = node.stats(settle=0)
         check(st["sessions"]["live"] == 1 and st["ended"]["rst"] == 1,
               f"(a') the client's RST must not have left the client; {brief(st)}")
@@ -408,26 +428,24 @@ def test_source_gone_session_removed(lab):
         check(i + 1 < len(pkts) and pkts[i + 1]["kind"] == "client" and pkts[i + 1]["flags"] & 0x04,
               f"(a') the probe's answer is not an RST from the client: {pkts[i:]}")
         check_schedule(probe_schedule(pkts), "(a') at the client")
-    finally:
-        cap.cleanup()
 
-    # (b) the client host goes away while the connection is idle
-    cap = None
-    neigh = False
-    try:
+        # (b) the client host goes away while the connection is idle
         cport = connect(cli)
         stats_wait(node, lambda s: s["sessions"]["live"] == 1 and s["created"]["tcp"] == 3, 5,
                    "(b) the third session")
         cap = Capture(lab, "fw", iface="veth-c", bpf=f"tcp port {PORT}")
-        # The firewall would forget the client's MAC once its ARP probes go
-        # unanswered (~8 s after the first unanswered packet), and then
-        # drop the later probes before any capture point: pin it for the
+        caps.append(cap)
+        # Once the firewall's entry for the client is no longer REACHABLE
+        # (15..45 s after its last confirmation), unanswered ARP probes
+        # make it FAILED within ~8 s, and the kernel would then drop the
+        # later probes before any capture point: pin the entry for the
         # test, so the capture shows what the node sent.
-        lab.sh("fw", f"ip neigh replace {C1} lladdr {C1_MAC} dev veth-c nud permanent", check_rc=True)
         neigh = True
+        lab.sh("fw", f"ip neigh replace {C1} lladdr {C1_MAC} dev veth-c nud permanent", check_rc=True)
         t_sent = time.monotonic()  # before the connection's last packet
         got = exchange(cli, "going-away")
         check(got == "going-away\n", f"(b) echo {got!r}")
+        link_down = True
         lab.sh("c1", "ip link set dev eth0 down", check_rc=True)
         st, t_seen = stats_wait(node, lambda s: s["ended"]["expired"] == 1, TIMEOUT + LATE + 2,
                                 "(b) the session expires")
@@ -443,18 +461,23 @@ def test_source_gone_session_removed(lab):
         check(len(sched) == len(OFFSETS) and all(p["kind"] == "probe" for p in pkts[-len(OFFSETS):]),
               f"(b) the firewall's veth-c shows {len(sched)} probes, expected {len(OFFSETS)} "
               f"after the last packet: {[(p['kind'], round(p['t'], 3)) for p in pkts]}")
-        check(all(p["eth"] != C1_MAC for p in pkts[-len(OFFSETS):]), "(b) a probe came from the client?")
+        check(all(p["eth"] == FW_C_MAC for p in pkts[-len(OFFSETS):]),
+              f"(b) the probes must leave the firewall's veth-c ({FW_C_MAC}): {pkts[-len(OFFSETS):]}")
         check_schedule(sched, "(b) at the firewall (tdm-ka-fw veth-c)")
         st = node.stats()
         check(st["sessions"]["live"] == 0 and st["created"]["tcp"] == 3,
               f"(b) no session afterwards; {brief(st)}")
     finally:
-        if cap is not None:
-            cap.cleanup()
+        for c in caps:
+            c.cleanup()
+        if nft:
+            lab.sh("c1", "nft delete table inet tdmka")
+        reset_conns(lab)  # with eth0 down the client's RSTs are lost; the server's are not
         cli.kill()
         if neigh:
             lab.sh("fw", f"ip neigh del {C1} dev veth-c")
-        lab.up()  # eth0 up again, with its addresses and default route
+        if link_down:
+            lab.up()  # eth0 up again, with its addresses and default route
 
 
 # ---- 3 ------------------------------------------------------------------
@@ -473,9 +496,12 @@ def test_probes_never_pass_the_policy_twice(lab):
         cli = Agent(lab, "c1")
         cport = connect(cli)
         gap = TIMEOUT - OFFSETS[0]
-        st, _ = stats_wait(node, lambda s: s["keepalive"]["probes"] >= 2
-                           and s["keepalive"]["rejuvenated"] >= 2, 2 * gap + 2 * LATE,
-                           "two probes, both answered")
+        try:
+            stats_wait(node, lambda s: s["keepalive"]["probes"] >= 2
+                       and s["keepalive"]["rejuvenated"] >= 2, 2 * gap + 2 * LATE,
+                       "two probes, both answered")
+        except TestFailure as e:
+            raise TestFailure(f"{e}\n      client capture: {flow_summary(flow(cap_c, cport))}")
         got = exchange(cli, "after-probes")
         check(got == "after-probes\n", f"echo after the probes: {got!r}")
         # end the session (RST) so no probe can come after the captures stop
@@ -512,6 +538,7 @@ def test_probes_never_pass_the_policy_twice(lab):
     finally:
         cap_c.cleanup()
         cap_s.cleanup()
+        reset_conns(lab)
 
 
 if __name__ == "__main__":

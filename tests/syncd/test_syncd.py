@@ -18,6 +18,7 @@ import tempfile
 import time
 import traceback
 
+sys.dont_write_bytecode = True  # nothing written into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fake_node  # noqa: E402
 import harness  # noqa: E402
@@ -146,6 +147,26 @@ def link_cut_and_restored_resumes_and_converges():
     wait_for(lambda: a.peer(2).lag_events == 0, 5, "acks after the cut")
     assert a.counter("peer2.resumes") >= 1
     assert a.counter("peer2.full-bulks") == before, "a cut this short resumes"
+
+
+@test(60)
+def long_cut_overflows_the_backlog_and_ends_in_a_full_bulk():
+    cl = pair(backlog=1 << 20)
+    a, b = cl[0], cl[1]
+    ss = a.fake.create(500)
+    wait_for(same_tables(a, b), 5, "first 500")
+    cl.cut_sync()
+    wait_for(lambda: a.peer(2).link != "up", 3, "link down")
+    for _ in range(10):
+        a.fake.create(1000)  # ~1.5 MB of events: more than the backlog
+    a.fake.delete(ss[:200])
+    wait_for(lambda: a.counter("peer2.overflows") >= 1, 5, "backlog overflow")
+    assert a.peer(2).backlog_bytes < 1 << 20
+    assert b.role() == "standby"
+    cl.cut_sync(False)
+    wait_for(same_tables(a, b), 20, "convergence by a full bulk")
+    assert a.counter("peer2.full-bulks") == 2
+    assert b.counter("apply.swept") >= 200, "the deleted ones were swept on node 2"
 
 
 @test(60)
