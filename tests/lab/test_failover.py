@@ -749,13 +749,17 @@ def test_syncd_restart_loses_no_session(lab, pair):
 CAPTURE_CODE = r'''
 import socket, struct, sys, select, time
 iface, proto, src, dport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+# ETH_P_ALL: a socket bound to one protocol sees incoming frames only
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
 s.bind((iface, 0))
 deadline = time.time() + 5
 while time.time() < deadline:
     if not select.select([s], [], [], 0.2)[0]:
         continue
-    d = s.recv(65536)[14:]
+    d = s.recv(65536)
+    if d[12:14] != b"\x08\x00":
+        continue
+    d = d[14:]
     ihl = (d[0] & 15) * 4
     if d[9] != proto or socket.inet_ntoa(d[12:16]) != src:
         continue

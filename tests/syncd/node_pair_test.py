@@ -118,7 +118,9 @@ role = {{ priority = {200 if n == 1 else 100}; }};
             procs[f"syncd{n}"] = subprocess.Popen([SYNCD, "-c", f"{tmp}/syncd{n}.conf"],
                                                   stdout=log, stderr=log)
         wait_for(lambda: ids(nsock[2], 2) == local1, 10, "fw1's sessions on fw2")
-        wait_for(lambda: ids(nsock[1], 2) == local2, 10, "fw2's session on fw1")
+        # fw2's session reaches fw1 as a peer copy; when it arrives before
+        # fw1 wins the first election, the takeover promotes it to local
+        wait_for(lambda: local2 <= ids(nsock[1], 0) - local1, 10, "fw2's session on fw1")
         st = call(nsock[2], pb.CtlRequest.STATUS).node
         assert st.role == "standby", st
         assert call(nsock[1], pb.CtlRequest.STATUS).node.role == "active"
