@@ -505,7 +505,9 @@ static bool process(struct shard *sh, const struct pkt *p,
 			if (w)
 				sess_table_wake_at(sh->tab, s, w);
 		}
-		if (sh->sync && !(s->flags & SF_PEER))
+		if (sh->sync && !(s->flags & SF_PEER) &&
+		    atomic_load_explicit(&sh->sync->subscribed,
+					 memory_order_relaxed))
 			sync_mark(sh->sync, sess_table_index(sh->tab, s));
 	}
 	if (out.state_changed)
