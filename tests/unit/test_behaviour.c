@@ -845,6 +845,39 @@ static void sunscreen_keepalive_max_lifetime(void **st)
 	fx_free(g);
 }
 
+static void sunscreen_keepalive_short_timeout_first_probe_on_time(void **st)
+{
+	(void)st;
+	char err[512];
+	struct tandem_config *c = NULL;
+	/* idle 20 s, offsets 15/10/5: the first probe is due 5 s after the
+	 * handshake, before any expiry visit would reach the session */
+	assert_int_equal(config_load_string(
+		"node = { name = \"t\"; id = 1; };\n"
+		"keepalive = { offsets = [15, 10, 5]; max_lifetime = 0; };\n"
+		"zones = ( { name = \"a\"; networks = [\"10.1.0.0/16\"]; },"
+		"          { name = \"b\"; networks = [\"10.2.0.0/16\"]; } );\n"
+		"rules = ( { name = \"r\"; action = \"accept\"; keepalive = true; idle_timeout = 20; } );\n",
+		&c, err, sizeof(err)), 0);
+	struct fx *g = calloc(1, sizeof(*g));
+	g->cfg = c;
+	assert_int_equal(policy_compile(c, &g->pol, err, sizeof(err)), 0);
+	assert_int_equal(connlimit_new(64, &g->lim), 0);
+	node_ctx_init(&g->ctx, g->cfg, g->pol, g->lim, false);
+	assert_int_equal(shard_init(&g->sh, 0, 64, &g->ctx, clock_now_ms()), 0);
+	g->sh.probe = record_probe;
+	n_probes = 0;
+	handshake(g, C1, KA, 40000, 22);
+	uint64_t t_est = clock_now_ms();
+	advance_ticking(g, 21 * 1000);
+	assert_int_equal(n_probes, 3);
+	for (int i = 0; i < 3; i++)
+		assert_true(probe_at[i] >= t_est + (5 + 5u * i) * 1000 &&
+			    probe_at[i] <= t_est + (5 + 5u * i) * 1000 + 300);
+	assert_int_equal(nsess(g), 0);
+	fx_free(g);
+}
+
 /* ---- the usual TCP cases ---------------------------------------------- */
 
 static void tcp_fin_both_directions_then_time_wait(void **st)
@@ -1006,6 +1039,7 @@ int main(void)
 		cmocka_unit_test(sunscreen_keepalive_rst_discards_session),
 		cmocka_unit_test(sunscreen_keepalive_only_offsets_that_fit_the_timeout),
 		cmocka_unit_test(sunscreen_keepalive_max_lifetime),
+		cmocka_unit_test(sunscreen_keepalive_short_timeout_first_probe_on_time),
 		cmocka_unit_test(tcp_fin_both_directions_then_time_wait),
 		cmocka_unit_test(tcp_syn_in_time_wait_reopens),
 		cmocka_unit_test(tcp_simultaneous_open),
