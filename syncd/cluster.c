@@ -75,6 +75,10 @@ struct cpeer {
 	uint64_t hb_sent_ms;   /* sender's clock of the heartbeat believed */
 	uint64_t last_cfg_push_ms;
 	bool was_alive;
+	/* heard as active since we last were: its table is (or was) the
+	 * cluster's state. A bulk of a peer never heard active (both in init
+	 * at start) is only its own sessions and ranks no one above it. */
+	bool seen_active;
 };
 
 struct cluster {
@@ -180,7 +184,18 @@ static bool ready_for(const struct cluster *c, unsigned i)
 {
 	if (c->sm.role == ROLE_ACTIVE)
 		return repl_gate(c->repl);
-	return repl_synced_from(c->repl, i);
+	/* "we hold your state": only the state of an active counts */
+	return c->cp[i].seen_active && repl_synced_from(c->repl, i);
+}
+
+/* a standby that holds the sessions of the (last) active: it ranks above
+ * the nodes that do not */
+static bool holds_state(const struct cluster *c)
+{
+	for (unsigned i = 0; i < c->conf->n_peers; i++)
+		if (c->cp[i].seen_active && repl_holds_bulk_of(c->repl, i))
+			return true;
+	return false;
 }
 
 static void build_heartbeat(struct cluster *c, unsigned i, enum peer_path path,
@@ -344,8 +359,11 @@ static void became_active(struct cluster *c, enum role prev)
 	save_epoch(c);
 	peers_set_epoch(c->ps, c->sm.epoch);
 	c->takeover_t0 = now;
+	/* the state is ours now: what we hold of former actives is stale */
+	for (unsigned i = 0; i < c->conf->n_peers; i++)
+		c->cp[i].seen_active = false;
 	repl_set_active(c->repl, true);
-	repl_promote(c->repl);
+	repl_promote(c->repl, prev == ROLE_INIT);
 	Tandem__CtlRequest q = TANDEM__CTL_REQUEST__INIT;
 	q.cmd = TANDEM__CTL_REQUEST__CMD__PROMOTE;
 	c->vip_pending = true;
@@ -418,7 +436,7 @@ static void evaluate(struct cluster *c)
 	};
 	in.synced = in.gate && active_idx >= 0 &&
 		    repl_synced_from(c->repl, (unsigned)active_idx);
-	in.holds_state = repl_holds_state(c->repl);
+	in.holds_state = holds_state(c);
 	uint64_t epoch = c->sm.epoch;
 	enum role prev = c->sm.role;
 	enum role_action a = role_step(&c->sm, &c->rcfg, &in);
@@ -803,6 +821,8 @@ static void ops_msg(void *arg, unsigned i, enum peer_path path,
 				       c->conf->peers[i].id, role_name(r), h->epoch);
 			p->heard = true;
 			p->role = r;
+			if (r == ROLE_ACTIVE)
+				p->seen_active = true;
 		}
 		p->priority = hb->priority;
 		p->preempt = hb->preempt;

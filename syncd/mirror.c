@@ -154,6 +154,7 @@ int mirror_put(struct mirror *m, uint64_t id, uint16_t origin,
 	e->len = (uint32_t)len;
 	e->deadline_ms = deadline_ms;
 	e->gen = gen;
+	e->held_by = 0;
 	mirror_set_origin(m, e, origin);
 	if (ret)
 		*ret = e;

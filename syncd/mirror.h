@@ -34,6 +34,10 @@ struct mirror_ent {
 	uint32_t len, cap;
 	uint32_t gen;          /* local: node bulk; peer: that peer's bulk */
 	uint16_t origin;       /* MIRROR_LOCAL or the peer's node id */
+	uint16_t held_by;      /* local, promoted from this live peer's copy:
+				* it still holds the session as its own, so a
+				* bulk does not send it back (0: none; every
+				* put clears it) */
 	bool used;
 };
 

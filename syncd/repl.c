@@ -333,7 +333,8 @@ static void bulk_pump(struct repl *r, unsigned i, uint64_t now)
 		while (p->cursor < slots && got < want && scanned < 16 * want) {
 			struct mirror_ent *e = mirror_at(r->m, p->cursor++);
 			scanned++;
-			if (!e || e->origin != MIRROR_LOCAL || e->deadline_ms <= now)
+			if (!e || e->origin != MIRROR_LOCAL || e->deadline_ms <= now ||
+			    e->held_by == p->id)
 				continue;
 			if (pb_put_event(&r->packed, EB_EVENTS,
 					 TANDEM__SESSION_EVENT__TYPE__CREATE, e->data,
@@ -776,11 +777,18 @@ static void node_event(struct repl *r, const Tandem__SessionEvent *e,
 		struct mirror_ent *me = mirror_get(r->m, s->id);
 		if (me && me->origin == MIRROR_LOCAL)
 			mirror_del(r->m, s->id);
-	} else if (mirror_put(r->m, s->id, MIRROR_LOCAL, r->sess.p, r->sess.len,
-			      now + s->remaining_ms, r->node_gen, NULL) < 0) {
-		/* out of memory: the mirror misses it; a later bulk is
-		 * the only repair */
-		r->st.bad_events++;
+	} else {
+		/* a dump only describes the table: who else holds a session
+		 * stays known; a live event is a change the peers need */
+		struct mirror_ent *me = r->node_bulk ? mirror_get(r->m, s->id) : NULL;
+		uint16_t held = me && me->origin == MIRROR_LOCAL ? me->held_by : 0;
+		if (mirror_put(r->m, s->id, MIRROR_LOCAL, r->sess.p, r->sess.len,
+			       now + s->remaining_ms, r->node_gen, &me) < 0)
+			/* out of memory: the mirror misses it; a later bulk
+			 * is the only repair */
+			r->st.bad_events++;
+		else
+			me->held_by = held;
 	}
 	if (r->node_bulk)
 		return; /* a full bulk to every peer follows */
@@ -869,12 +877,15 @@ void repl_set_active(struct repl *r, bool active)
 	r->active = active;
 }
 
-void repl_promote(struct repl *r)
+void repl_promote(struct repl *r, bool from_init)
 {
 	uint32_t slots = mirror_slots(r->m);
 	for (uint32_t k = 0; k < slots; k++) {
 		struct mirror_ent *e = mirror_at(r->m, k);
 		if (e && e->origin != MIRROR_LOCAL) {
+			int i = peers_index(r->ps, e->origin);
+			if (from_init && i >= 0 && r->p[i].linked)
+				e->held_by = e->origin;
 			mirror_set_origin(r->m, e, MIRROR_LOCAL);
 			e->gen = r->node_gen;
 		}
@@ -941,14 +952,10 @@ bool repl_synced_from(const struct repl *r, unsigned i)
 	       p->rx_state == BULK_DONE && !p->need_bulk_request;
 }
 
-bool repl_holds_state(const struct repl *r)
+bool repl_holds_bulk_of(const struct repl *r, unsigned i)
 {
-	if (!r->node_up || r->seeding)
-		return false;
-	for (unsigned i = 0; i < r->n; i++)
-		if (r->p[i].rx_state == BULK_DONE)
-			return true;
-	return false;
+	return r->node_up && !r->seeding && i < r->n &&
+	       r->p[i].rx_state == BULK_DONE;
 }
 
 uint64_t repl_applied_seq(const struct repl *r, unsigned i)

@@ -79,8 +79,12 @@ void repl_msg(struct repl *r, unsigned peer, const struct sync_hdr *h,
  * hold as local replaces it (the active owns the flow; the node does the
  * same on SYNC_APPLY); on the active, our local copy wins. */
 void repl_set_active(struct repl *r, bool active);
-/* takeover: every peer session in the mirror becomes local */
-void repl_promote(struct repl *r);
+/* takeover: every peer session in the mirror becomes local. from_init: a
+ * takeover at start, not of a dead active: a linked peer still has the
+ * sessions it sent us as its own, and no bulk sends them back to it (its
+ * standby node would turn them into peer copies) until our node reports a
+ * change of them. */
+void repl_promote(struct repl *r, bool from_init);
 /* new epoch: a full bulk to every peer */
 void repl_bulk_all(struct repl *r);
 /* ask peer for its whole table (after stepping down) */
@@ -91,9 +95,10 @@ bool repl_gate(const struct repl *r);
 /* peer's bulk to us is complete and the link carries its live events
  * (momentary apply queue not counted: that is the gate's business) */
 bool repl_synced_from(const struct repl *r, unsigned peer);
-/* a bulk from some peer completed (kept after its link went down): this
- * node holds the state of the last active */
-bool repl_holds_state(const struct repl *r);
+/* a bulk from peer i completed (kept after its link went down). Whether
+ * that is the cluster's state depends on the peer's role (cluster.c): a
+ * peer still in init sent only its own sessions. */
+bool repl_holds_bulk_of(const struct repl *r, unsigned peer);
 uint64_t repl_applied_seq(const struct repl *r, unsigned peer);
 void repl_peer_info(const struct repl *r, unsigned peer, uint64_t now,
 		    struct repl_peer_info *ret);

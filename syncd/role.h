@@ -8,8 +8,9 @@
  *
  * Rules (docs/syncd.md has the full table):
  *  - Rank of a node that is not active: first whether it holds the state
- *    (a standby that completed a bulk sync), then the higher priority,
- *    then the lower node id. Every node computes the same order.
+ *    (a standby that completed a bulk from a peer heard active), then the
+ *    higher priority, then the lower node id. Every node computes the same
+ *    order.
  *  - INIT listens for init_wait_ms (or until every peer was heard): an
  *    active peer makes it standby; otherwise the best ranked of itself and
  *    the live non-active peers becomes active, the others standby.

@@ -105,6 +105,13 @@ class FakeNode:
         self.applied = 0
         self.apply_requests = 0
         self.apply_delay = 0.0
+        # cleared: SESSIONS waits until it is set again (holds syncd's
+        # seeding, so its readiness gate stays closed)
+        self.sessions_open = threading.Event()
+        self.sessions_open.set()
+        # cleared: the dump after SYNC_SUBSCRIBE waits (its reply does not)
+        self.dump_open = threading.Event()
+        self.dump_open.set()
         self.counter = 0
         self.sub = None        # subscribed socket
         self.sub_lock = threading.Lock()
@@ -271,6 +278,7 @@ class FakeNode:
 
     # ---- the socket ----
     def _dump(self, c):
+        self.dump_open.wait(30)
         with self.lock:
             sess = list(self.local.values())
         m = pb.SyncStream(bulk_begin=True)
@@ -374,6 +382,7 @@ class FakeNode:
                 st.version = "fake"
                 st.config_path = "fake.conf"
         elif q.cmd == R.SESSIONS:
+            self.sessions_open.wait(30)
             with self.lock:
                 pool = list(self.local.values()) + list(self.peer.values())
                 if q.filter.HasField("origin"):

@@ -121,9 +121,14 @@ role = {{ priority = {200 if n == 1 else 100}; }};
         # fw2's session reaches fw1 as a peer copy; when it arrives before
         # fw1 wins the first election, the takeover promotes it to local
         wait_for(lambda: local2 <= ids(nsock[1], 0) - local1, 10, "fw2's session on fw1")
+        # fw1 elects itself once fw2's bulk is applied (its readiness
+        # gate), which the session being visible on fw1 does not wait for
+        wait_for(lambda: call(nsock[1], pb.CtlRequest.STATUS).node.role == "active", 3,
+                 "fw1's node active")
         st = call(nsock[2], pb.CtlRequest.STATUS).node
         assert st.role == "standby", st
-        assert call(nsock[1], pb.CtlRequest.STATUS).node.role == "active"
+        # fw2's own session stayed local on fw2 (not sent back by fw1)
+        assert ids(nsock[2], 2) == local1 and local2 <= ids(nsock[2], 1)
         d1 = call(nsock[1], pb.CtlRequest.SYNC_DIGEST).digest
         d2 = call(nsock[2], pb.CtlRequest.SYNC_DIGEST).digest
         assert d1.sessions == d2.sessions == 9 and d1.xor_hash == d2.xor_hash, (d1, d2)

@@ -228,6 +228,67 @@ def election_by_priority_then_lower_id():
 
 
 @test(30)
+def startup_bulk_from_a_peer_in_init_is_not_the_state():
+    """At start node 2 (standby: node 1 wins the election) completes node
+    1's link bulk while node 1 is still init (its gate held). That bulk is
+    node 1's own sessions, not the active's state: node 2 must not rank
+    above node 1 with it and take over, node 1 becomes active once ready."""
+    cl = cluster()
+    a, b = cl[0], cl[1]
+    a.fake.create(20, emit=False)
+    a.fake.sessions_open.clear()  # node 1's syncd seeds: its gate stays shut
+    try:
+        cl.start()
+        wait_for(lambda: b.peer(1).bulk_rx.state == "done" and
+                 len(b.fake.table()[1]) == 20, 5, "node 1's bulk on node 2")
+        # ten heartbeat intervals: with the bug node 2 took over within one
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            assert b.role() == "standby", "node 2 took over from a peer in init"
+            assert a.role() == "init", a.role()
+            time.sleep(0.02)
+        assert not a.peer(2).ready, "node 2 claims node 1's state"
+    finally:
+        a.fake.sessions_open.set()
+    cl.wait_roles(["active", "standby"])
+    assert a.show().epoch == 1 and b.fake.promotes == 0
+    assert b.fake.role_history == ["standby"], b.fake.role_history
+    wait_for(same_tables(a, b), 5, "node 1's sessions on node 2")
+    # node 1 is active now: what node 2 holds of it is the state
+    wait_for(lambda: a.peer(2).ready, 5, "node 2 ready for node 1")
+
+
+@test(30)
+def takeover_at_start_sends_no_peer_its_own_sessions_back():
+    """Node 1 wins the first election with node 2's link bulk applied
+    (PROMOTE makes node 2's sessions local on node 1) before its own
+    node's dump arrived, so its link bulk to node 2 starts after the
+    promotion. Node 2 still holds its sessions as its own: the bulk must not
+    send them back (its standby node would turn them into peer copies)."""
+    cl = cluster()
+    a, b = cl[0], cl[1]
+    mine = {s.id for s in a.fake.create(5, emit=False)}
+    theirs = {s.id for s in b.fake.create(3, emit=False)}
+    a.fake.dump_open.clear()  # node 1's table reaches its syncd late
+    a.fake.sessions_open.clear()  # and its gate opens after node 2's bulk
+    try:
+        cl.start()
+        wait_for(lambda: a.peer(2).bulk_rx.state == "done", 5, "node 2's bulk on node 1")
+        a.fake.sessions_open.set()
+        wait_for(lambda: a.role() == "active", 5, "node 1 active before its dump")
+        assert a.fake.promotes == 1 and theirs <= a.fake.table()[0], a.fake.table()
+    finally:
+        a.fake.sessions_open.set()
+        a.fake.dump_open.set()
+    cl.wait_roles(["active", "standby"])
+    wait_for(lambda: b.peer(1).bulk_rx.state == "done" and
+             a.peer(2).bulk_tx.state == "done", 5, "node 1's bulk to node 2")
+    wait_for(lambda: b.fake.table()[1] == mine, 5, "node 1's own sessions on node 2")
+    assert b.fake.table()[0] == theirs, b.fake.table()
+    assert a.peer(2).bulk_tx.sent == 5, a.peer(2).bulk_tx
+
+
+@test(30)
 def takeover_when_the_active_is_killed():
     cl = pair()
     a, b = cl[0], cl[1]
