@@ -10,11 +10,14 @@
 #   first forwarded  kill -> first packet the new active forwarded to the
 #                    server (an AF_PACKET observer on the server host, by
 #                    the source MAC of fw2's server-side interface)
-#   ping gap         longest gap between echo replies (10 ms echo requests)
+#   ping gap         longest gap between echo replies (an echo request every
+#                    10 ms, IPv4 from c1 and IPv6 from c2)
 #   connections      surviving / total: a connection survives when, in both
 #                    directions, in-order chunks (every 100 ms, numbered)
 #                    keep arriving over the last --after seconds with no gap
 #                    above 1 s, no sequence error and no reset
+#   replication      events fw1 sent fw2 before the kill, and syncd's
+#                    sent -> applied acknowledgement latency (p50/p99)
 #   sessions         the standby's table before (peer copies) and after
 #                    (promoted to local), from SYNC_DIGEST on its node's
 #                    control socket
@@ -22,7 +25,8 @@
 # Topology: deploy/lab.sh up --pair (fw1 = <prefix>fw, fw2 = <prefix>fw2,
 # sync link sync0 10.255.0.0/30, data-side heartbeats 10.1.0.251 <-> .252).
 # Clients <prefix>c1/c2 connect to 10.2.0.10:80 (rule "web" of
-# conf/tandem.conf, the nodes' config), pings go to 10.2.0.10 (rule "ping").
+# conf/tandem.conf, the nodes' config), pings go to 10.2.0.10 and fd00:2::10
+# (rule "ping").
 #
 # Usage (root): bash deploy/drill.sh [options]
 #   -n N           connections [50], 1..1000
@@ -109,16 +113,18 @@ fi
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	local pid dev
-	# only what the drill started: pids recorded by the orchestrator
+	local pid dev sig
+	# only what the drill started: pids recorded by the orchestrator, and
+	# only while that pid still runs something of this drill (its command
+	# line names the drill's temporary directory), never a reused pid
 	if [ -f "$tmp/pids" ]; then
-		while read -r pid; do
-			kill -TERM "$pid" 2>/dev/null || true
-		done <"$tmp/pids"
-		sleep 0.5
-		while read -r pid; do
-			kill -KILL "$pid" 2>/dev/null || true
-		done <"$tmp/pids"
+		for sig in TERM KILL; do
+			while read -r pid; do
+				[[ $({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) == *"$tmp/"* ]] || continue
+				kill "-$sig" "$pid" 2>/dev/null || true
+			done <"$tmp/pids"
+			[ "$sig" = KILL ] || sleep 0.5
+		done
 	fi
 	# the SIGKILLed node could not remove its table; with no node bound
 	# its queues would drop everything
@@ -197,7 +203,8 @@ class Stream:
     def __init__(self, conn_id, reader, writer, table):
         self.id = conn_id
         self.r, self.w = reader, writer
-        self.rec = {"id": conn_id, "rx": [], "tx": 0, "errors": [], "closed": None}
+        self.rec = {"id": conn_id, "rx": [], "tx": 0, "errors": [], "closed": None,
+                    "closed_at": None}
         table.append(self.rec)
         self.expect = 0
 
@@ -211,7 +218,11 @@ class Stream:
                 self.rec["tx"] = seq
                 await asyncio.sleep(CHUNK_S)
         except (OSError, ConnectionError) as e:
-            self.rec["closed"] = self.rec["closed"] or f"send: {e}"
+            self.closed(f"send: {e}")
+
+    def closed(self, why):
+        if not self.rec["closed"]:
+            self.rec["closed"], self.rec["closed_at"] = why, time.time()
 
     async def receiver(self, first=None):
         try:
@@ -227,9 +238,9 @@ class Stream:
                 self.expect = seq + 1
                 self.rec["rx"].append(round(time.time(), 4))
         except asyncio.IncompleteReadError:
-            self.rec["closed"] = "eof"
+            self.closed("eof")
         except (OSError, ConnectionError) as e:
-            self.rec["closed"] = f"recv: {e}"
+            self.closed(f"recv: {e}")
 
 
 def run_until_term(coro_factory, out, table):
@@ -285,7 +296,7 @@ def cmd_client(a):
                 await asyncio.sleep(0.1)
         else:
             table.append({"id": cid, "rx": [], "tx": 0, "errors": ["connect failed"],
-                          "closed": "never"})
+                          "closed": "never", "closed_at": 0})
             return
         w.transport.get_extra_info("socket").setsockopt(
             socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -313,7 +324,13 @@ def csum(b):
 
 
 def cmd_pinger(a):
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    v6 = ":" in a.dst
+    if v6:  # the kernel fills in the ICMPv6 checksum and strips the IPv6 header
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        req, rep = 128, 129
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        req, rep = 8, 0
     ident = os.getpid() & 0xFFFF
     sent, got = {}, {}
     stop = []
@@ -324,8 +341,9 @@ def cmd_pinger(a):
         if now >= nxt:
             seq = (seq + 1) & 0xFFFF
             payload = struct.pack("!d", now).ljust(24, b"p")
-            hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-            hdr = struct.pack("!BBHHH", 8, 0, csum(hdr + payload), ident, seq)
+            hdr = struct.pack("!BBHHH", req, 0, 0, ident, seq)
+            if not v6:
+                hdr = struct.pack("!BBHHH", req, 0, csum(hdr + payload), ident, seq)
             try:
                 s.sendto(hdr + payload, (a.dst, 0))
             except OSError:
@@ -342,10 +360,10 @@ def cmd_pinger(a):
         if not r:
             continue
         pkt = s.recv(2048)
-        icmp = pkt[(pkt[0] & 0x0F) * 4:]
+        icmp = pkt if v6 else pkt[(pkt[0] & 0x0F) * 4:]
         if len(icmp) >= 8:
             t, _, _, i, q = struct.unpack("!BBHHH", icmp[:8])
-            if t == 0 and i == ident and q in sent and q not in got:
+            if t == rep and i == ident and q in sent and q not in got:
                 got[q] = time.time()
     dump(a.out, {"sent": sorted(sent.values()), "replies": sorted(got.values()),
                  "n_sent": len(sent), "n_got": len(got)})
@@ -587,10 +605,11 @@ garp = {{ count = 3; interval_ms = 100; }};
         outs.append(self.piece("client2", "c2", "client", "--dst", "10.2.0.10", "--port", "80",
                                "--n", str(a.n - n1), "--id-base", "100001"))
         ping_out = self.piece("pinger", "c1", "pinger", "--dst", "10.2.0.10", "--interval", "0.01")
+        ping6_out = self.piece("pinger6", "c2", "pinger", "--dst", "fd00:2::10", "--interval", "0.01")
 
-        # every connection (and the ping session) on the active and copied
+        # every connection (and both ping sessions) on the active and copied
         # to the standby before the kill
-        want = a.n + 1
+        want = a.n + 2
 
         def replicated():
             try:
@@ -607,6 +626,7 @@ garp = {{ count = 3; interval_ms = 100; }};
         time.sleep(a.before)
         before1 = node_digest(self.sock(1, "node"))
         before2 = node_digest(self.sock(2, "node"))
+        pre = [p for p in show(self.sock(1, "syncd")).peers if p.node_id == 2][0]
 
         # the crash: processes first, then every link, in one go
         t_kill = time.time()
@@ -638,11 +658,12 @@ garp = {{ count = 3; interval_ms = 100; }};
         cs2 = show(self.sock(2, "syncd"))
         takeover_ms = cs2.last_takeover_ms if cs2.HasField("last_takeover_ms") else None
         t_stop = time.time()
-        for name in ("client1", "client2", "server", "pinger", "sniff"):
+        pieces = ("client1", "client2", "server", "pinger", "pinger6", "sniff")
+        for name in pieces:
             p = self.procs.get(name)
             if p and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for name in ("client1", "client2", "server", "pinger", "sniff"):
+        for name in pieces:
             p = self.procs.get(name)
             if p:
                 try:
@@ -656,6 +677,7 @@ garp = {{ count = 3; interval_ms = 100; }};
         clients = [r for o in outs for r in load(o)]
         servers = {r["id"]: r for r in load(srv_out)}
         ping = load(ping_out)
+        ping6 = load(ping6_out)
         sniff = load(sniff_out)
 
         win0 = t_stop - a.after
@@ -670,7 +692,8 @@ garp = {{ count = 3; interval_ms = 100; }};
                     if r["errors"]:
                         why = f"{side}: {r['errors'][0]}"
                         break
-                    if r["closed"]:
+                    # the other end stopping first is no failure
+                    if r["closed"] and (r["closed_at"] or 0) < t_stop:
                         why = f"{side}: {r['closed']}"
                         break
                     rx = [t for t in r["rx"] if t >= win0 - 1.0]
@@ -689,10 +712,10 @@ garp = {{ count = 3; interval_ms = 100; }};
             else:
                 lost.append((c["id"], why))
 
-        rep = ping["replies"]
-        gaps = [(b - x, x) for x, b in zip(rep, rep[1:])]
-        longest = max(gaps) if gaps else (None, None)
-        first_reply_after = next((t for t in rep if t > t_kill), None)
+        def longest_gap(rep):
+            gaps = [b - x for x, b in zip(rep, rep[1:])]
+            return max(gaps) * 1000 if gaps else None
+        first_reply_after = next((t for t in ping["replies"] if t > t_kill), None)
         fw2_first = next((t for t in sniff["fw2"]["times"] if t > t_kill), None)
         first_fwd_ms = (fw2_first - t_kill) * 1000 if fw2_first else None
         res = {
@@ -703,9 +726,10 @@ garp = {{ count = 3; interval_ms = 100; }};
             "first_forwarded_ms": first_fwd_ms,
             "first_reply_after_kill_ms": (first_reply_after - t_kill) * 1000
             if first_reply_after else None,
-            "ping_longest_gap_ms": longest[0] * 1000 if longest[0] is not None else None,
-            "ping_gap_starts_ms": (longest[1] - t_kill) * 1000 if longest[1] else None,
+            "ping_longest_gap_ms": longest_gap(ping["replies"]),
             "ping_sent": ping["n_sent"], "ping_replies": ping["n_got"],
+            "ping6_longest_gap_ms": longest_gap(ping6["replies"]),
+            "ping6_sent": ping6["n_sent"], "ping6_replies": ping6["n_got"],
             "tcp_stall_max_ms": max(stalls) * 1000 if stalls else None,
             "tcp_stall_p50_ms": sorted(stalls)[len(stalls) // 2] * 1000 if stalls else None,
             "standby_before": before2, "active_before": before1, "standby_after": after2,
@@ -713,6 +737,9 @@ garp = {{ count = 3; interval_ms = 100; }};
             "fw1_last_forwarded_ms": (sniff["fw1"]["last"] - t_kill) * 1000
             if sniff["fw1"]["last"] else None,
             "fw2_role_after": cs2.role, "fw2_epoch": cs2.epoch,
+            "ack_p50_ms": pre.ack_p50_us / 1000 if pre.HasField("ack_p50_us") else None,
+            "ack_p99_ms": pre.ack_p99_us / 1000 if pre.HasField("ack_p99_us") else None,
+            "events_sent": pre.events_sent, "lag_events": pre.lag_events,
             "reason": cs.role_reason, "elapsed_s": time.time() - t_begin,
         }
         if a.json:
@@ -729,18 +756,21 @@ def report(r, a):
         "== Tandem failover drill " + "=" * 40,
         f"pair            fw1 (active) + fw2 (standby); heartbeat 100 ms x 3, sync link + data path",
         f"load            {r['connections']} TCP connections (chunk every 100 ms both ways, "
-        f"sequence-checked) + ICMP echo every 10 ms",
+        f"sequence-checked) + ICMP echo every 10 ms (IPv4 and IPv6)",
         f"crash           SIGKILL tandem-node + tandem-syncd on fw1, its 4 links down",
         f"detection       {fmt(r['detection_ms'])} last heartbeat heard -> takeover decision "
         f"(kill -> decision {fmt(r['kill_to_decision_ms'])})",
         f"addresses       moved {fmt(r['takeover_ms'])} after the decision (PROMOTE, then netlink + GARP/NA)",
         f"first forwarded {fmt(r['first_forwarded_ms'])} after the kill (first packet fw2 forwarded "
         f"to the server)",
-        f"ping            longest gap {fmt(r['ping_longest_gap_ms'])}; {r['ping_replies']}/"
-        f"{r['ping_sent']} replies",
+        f"ping            longest gap {fmt(r['ping_longest_gap_ms'])} IPv4 ({r['ping_replies']}/"
+        f"{r['ping_sent']} replies), {fmt(r['ping6_longest_gap_ms'])} IPv6 ({r['ping6_replies']}/"
+        f"{r['ping6_sent']})",
         f"connections     {r['survived']}/{r['connections']} survived (in-order data both ways "
         f"for {a.after} s after the failover); TCP stall p50 {fmt(r['tcp_stall_p50_ms'])} "
         f"max {fmt(r['tcp_stall_max_ms'])}",
+        f"replication     {r['events_sent']} events to fw2 before the kill, {r['lag_events']} not yet "
+        f"applied; sent -> applied ack p50 {fmt(r['ack_p50_ms'], nd=1)} p99 {fmt(r['ack_p99_ms'], nd=1)}",
         f"standby table   before: {r['standby_before']['peer']} peer + "
         f"{r['standby_before']['local']} local (active had {r['active_before']['local']}); "
         f"after: {r['standby_after']['local']} local + {r['standby_after']['peer']} peer",

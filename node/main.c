@@ -174,6 +174,15 @@ static void worker_post(void *arg, unsigned i, struct ctl_job *j)
 {
 	struct node_run *nr = arg;
 	atomic_store_explicit(&nr->w[i].job, j, memory_order_release);
+	/* an idle worker sleeps in its receive (up to 50 ms): a signal
+	 * without SA_RESTART cuts that short, so a job starts at once */
+	if (nr->w[i].started)
+		pthread_kill(nr->w[i].th, SIGUSR1);
+}
+
+static void on_wake_signal(int sig)
+{
+	(void)sig;
 }
 
 static void worker_read_op(void *arg, unsigned i, struct shard_stats *st,
@@ -462,6 +471,10 @@ static int run_nfq(struct node_conf *nc, const char *stats_path)
 		goto out;
 	}
 	table = true;
+	/* SIGUSR1 only interrupts a worker's receive (worker_post). */
+	struct sigaction wake = {.sa_handler = on_wake_signal};
+	sigemptyset(&wake.sa_mask);
+	sigaction(SIGUSR1, &wake, NULL);
 	/* Workers start with the stop signals blocked (the mask is
 	 * inherited): the loop's signal handles get them. */
 	sigset_t sigs, old;

@@ -332,8 +332,10 @@ static int nfqio_verdict_burst(struct pkt_io *io, unsigned queue,
 		nfq_nlmsg_verdict_put(nlh, (int)max_accept, NF_ACCEPT);
 		used += NLMSG_ALIGN(nlh->nlmsg_len);
 	}
-	if (mnl_socket_sendto(q->nl, q->vbuf, used) < 0)
-		return -errno;
+	/* a wake-up signal (a control job) must not lose verdicts */
+	while (mnl_socket_sendto(q->nl, q->vbuf, used) < 0)
+		if (errno != EINTR)
+			return -errno;
 	return 0;
 }
 
