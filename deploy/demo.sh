@@ -5,15 +5,20 @@
 #      through tandem-node offline, with the example config;
 #   2. build the namespace lab (deploy/lab.sh), start tandem-node on the
 #      firewall namespace with the same config, and show real traffic
-#      passing and being blocked as the policy says.
-# The lab is torn down at the end unless KEEP_LAB=1 is set.
+#      passing and being blocked as the policy says;
+#   3. build the active/standby pair (deploy/lab.sh up --pair) with
+#      tandem-node and tandem-syncd on both nodes and run one failover
+#      drill (deploy/drill.sh): 50 connections and 10 ms pings through the
+#      pair, SIGKILL of the active, and the report.
+# The single-node lab is torn down after part 2 unless KEEP_LAB=1 is set;
+# the drill removes its own pair lab.
 # Usage: bash deploy/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh
 [ -d build ] || meson setup build >/dev/null
-meson compile -C build tandem-node >/dev/null
+meson compile -C build >/dev/null
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -68,3 +73,8 @@ sleep 0.5
 say "tandem-node counters"
 cat "$stats"
 rm -f "$stats"
+
+say "3. failover drill on an active/standby pair"
+kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null || true
+node_pid=
+bash deploy/drill.sh --build build
