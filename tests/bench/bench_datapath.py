@@ -426,9 +426,16 @@ def git_state():
 
 def profile(bench, lab, row, queues, seconds):
     """perf stat and perf record -g of tandem-node (and of the whole machine)
-    while `row` runs; prints the top symbols."""
-    cfg = Config(f"tandem-q{queues}", lab)
+    while `row` runs; returns the report lines (top symbols)."""
     tmp = tempfile.mkdtemp(prefix="tandem-perf-")
+    try:
+        return profile_in(bench, lab, row, queues, seconds, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def profile_in(bench, lab, row, queues, seconds, tmp):
+    cfg = Config(f"tandem-q{queues}", lab)
     out = []
     node_data = os.path.join(tmp, "node.data")
     all_data = os.path.join(tmp, "all.data")
@@ -480,7 +487,6 @@ def profile(bench, lab, row, queues, seconds):
     out += report(node_data, "symbol", 1.0, n=25)
     out.append("tandem-node threads, inclusive (children) - where the worker's time goes:")
     out += report(node_data, "symbol", 4.0, children=True, n=30)
-    shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
