@@ -12,7 +12,7 @@ PKGS=(
   libpcap-dev libxdp-dev libbpf-dev
   # tests: packets, observers, namespaces
   python3 python3-scapy python3-protobuf protobuf-compiler tshark tcpdump hping3 iperf3 iproute2 nftables
-  iptables procps
+  iptables procps curl
   keepalived          # tests/syncd/keepalived_test.py, deploy/keepalived/
   # tandemctl: line editing and TAB completion (optional at build time)
   libedit-dev
