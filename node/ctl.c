@@ -324,12 +324,7 @@ static void sess_to_wire(struct wire_sess *w, const struct sess_copy *c,
 		w->s.ka_next = s->mode >> 4;
 	}
 	w->s.has_timeout_s = true;
-	enum cfg_timeout cls = track_timeout_class(s);
-	uint64_t to = nc->ctx.timeout_ms[cls];
-	if (track_state_is_idle((enum sess_state)s->state) &&
-	    s->rule < cfg->n_rules && cfg->rules[s->rule].idle_timeout)
-		to = (uint64_t)cfg->rules[s->rule].idle_timeout * 1000u;
-	w->s.timeout_s = (uint32_t)(to / 1000u);
+	w->s.timeout_s = (uint32_t)(pipeline_sess_timeout_ms(&nc->ctx, s) / 1000u);
 	if (s->key.proto == PKT_PROTO_TCP) {
 		tandem__tcp_dir__init(&w->t0);
 		tandem__tcp_dir__init(&w->t1);

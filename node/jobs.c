@@ -79,22 +79,6 @@ bool sess_filter_match(const struct sess_filter *f, const struct sess *s)
 
 /* ---- revalidation ----------------------------------------------------- */
 
-static uint64_t timeout_ms(const struct node_ctx *ctx, const struct sess *s)
-{
-	enum cfg_timeout cls = track_timeout_class(s);
-	if (track_state_is_idle((enum sess_state)s->state) &&
-	    s->rule < ctx->cfg->n_rules && ctx->cfg->rules[s->rule].idle_timeout)
-		return (uint64_t)ctx->cfg->rules[s->rule].idle_timeout * 1000u;
-	return ctx->timeout_ms[cls];
-}
-
-static uint8_t iface_zone(const struct tandem_config *c, uint8_t iface)
-{
-	if (iface == 0 || iface > c->n_ifaces)
-		return 0;
-	return c->ifaces[iface - 1].zone;
-}
-
 /* The rule the new policy gives a session's original direction. */
 static const struct cfg_rule *rule_for(const struct node_ctx *ctx,
 				       const struct sess *s)
@@ -104,7 +88,7 @@ static const struct cfg_rule *rule_for(const struct node_ctx *ctx,
 	uint8_t za = (uint8_t)(s->key.zone >> 8), zb = (uint8_t)s->key.zone;
 	uint8_t zf, zt;
 	if (ctx->zones_by_iface) {
-		zf = iface_zone(ctx->cfg, s->iface[0]);
+		zf = pipeline_iface_zone(ctx->cfg, s->iface[0]);
 		zt = zf == za ? zb : za;
 	} else {
 		zf = config_zone_of_addr(ctx->cfg, s->key.family, src);
@@ -155,7 +139,7 @@ static enum reval_reason revalidate_one(struct ctl_job *j, struct shard *sh,
 		return REVAL_MAX;
 
 	/* Kept. The idle time so far, under the old rule's timeout. */
-	uint64_t old_to = timeout_ms(j->old_ctx, s);
+	uint64_t old_to = pipeline_sess_timeout_ms(j->old_ctx, s);
 	uint64_t left = sess_remaining_ms(s, now);
 	uint64_t idle = old_to > left ? old_to - left : 0;
 
@@ -191,7 +175,7 @@ static enum reval_reason revalidate_one(struct ctl_job *j, struct shard *sh,
 	else
 		s->flags &= (uint8_t)~SF_KEEPALIVE;
 	/* Re-apply the idle timeout, keeping the time already idle. */
-	uint64_t new_to = timeout_ms(nc, s);
+	uint64_t new_to = pipeline_sess_timeout_ms(nc, s);
 	if (new_to != old_to)
 		sess_table_set_expire(sh->tab, s,
 				      now + (new_to > idle ? new_to - idle : 0));

@@ -75,14 +75,14 @@ static inline void count_verdict(struct shard *sh, struct pipeline_result *res,
 		sh->st.drop[why]++;
 }
 
-static uint8_t iface_zone(const struct tandem_config *c, uint8_t iface)
+uint8_t pipeline_iface_zone(const struct tandem_config *c, uint8_t iface)
 {
 	if (iface == 0 || iface > c->n_ifaces)
 		return 0;
 	return c->ifaces[iface - 1].zone;
 }
 
-static uint64_t sess_timeout_ms(const struct node_ctx *ctx,
+uint64_t pipeline_sess_timeout_ms(const struct node_ctx *ctx,
 				const struct sess *s)
 {
 	enum cfg_timeout cls = track_timeout_class(s);
@@ -147,7 +147,7 @@ uint64_t pipeline_ka_wake(void *arg, struct sess *s, uint64_t now)
 	    (uint32_t)(now / 1000u) - s->created >= cfg->ka_max_lifetime)
 		return 0;
 	uint64_t exp = now + sess_remaining_ms(s, now);
-	uint64_t timeout = sess_timeout_ms(sh->ctx, s);
+	uint64_t timeout = pipeline_sess_timeout_ms(sh->ctx, s);
 	unsigned i = KA_IDX(s), first = ka_first(cfg, timeout);
 	/* offsets longer than the session's timeout do not apply */
 	if (i < first)
@@ -171,7 +171,7 @@ uint64_t pipeline_ka_wake(void *arg, struct sess *s, uint64_t now)
 static void account_end(struct shard *sh, struct sess *s, enum end_reason why)
 {
 	if (why == END_RST && (s->flags & SF_KEEPALIVE) &&
-	    KA_IDX(s) > ka_first(sh->ctx->cfg, sess_timeout_ms(sh->ctx, s)))
+	    KA_IDX(s) > ka_first(sh->ctx->cfg, pipeline_sess_timeout_ms(sh->ctx, s)))
 		sh->st.ka_rst++;
 	sh->st.ended[why]++;
 	sh->st.ended_state[proto_class_of(s->key.proto)][s->state]++;
@@ -224,8 +224,8 @@ static void flow_zones(const struct node_ctx *ctx, uint8_t family,
 		       uint8_t oif, uint8_t *zin, uint8_t *zout)
 {
 	if (ctx->zones_by_iface) {
-		*zin = iface_zone(ctx->cfg, iif);
-		*zout = iface_zone(ctx->cfg, oif);
+		*zin = pipeline_iface_zone(ctx->cfg, iif);
+		*zout = pipeline_iface_zone(ctx->cfg, oif);
 	} else {
 		*zin = config_zone_of_addr(ctx->cfg, family, src);
 		*zout = config_zone_of_addr(ctx->cfg, family, dst);
@@ -381,7 +381,7 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 	tmp.rule = r->index;
 	struct sess *s;
 	int rc = sess_table_insert(sh->tab, k, hash, 0, now,
-				   now + sess_timeout_ms(ctx, &tmp), &s);
+				   now + pipeline_sess_timeout_ms(ctx, &tmp), &s);
 	if (rc < 0) {
 		if (limited & SESS_LIMITED_SRC)
 			connlimit_release(ctx->lim, r->index, LIMIT_SIDE_SRC,
@@ -483,7 +483,7 @@ static bool process(struct shard *sh, const struct pkt *p,
 		return true;
 	}
 	if (out.refresh) {
-		uint64_t exp = now + sess_timeout_ms(ctx, s);
+		uint64_t exp = now + pipeline_sess_timeout_ms(ctx, s);
 		sess_table_set_expire(sh->tab, s, exp);
 		if ((s->flags & SF_KEEPALIVE) &&
 		    KA_IDX(s) > ka_first(ctx->cfg, exp - now)) {

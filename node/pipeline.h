@@ -117,6 +117,12 @@ bool pipeline_tick(struct shard *sh, uint64_t now_ms);
 /* Words of the refresh bitmap swept per tick (64 sessions each). */
 #define SYNC_SWEEP_WORDS 256
 
+/* Idle timeout of a session's current state under ctx (the rule's
+ * idle_timeout where it applies), and the zone of a config interface id. */
+uint64_t pipeline_sess_timeout_ms(const struct node_ctx *ctx,
+				  const struct sess *s);
+uint8_t pipeline_iface_zone(const struct tandem_config *c, uint8_t iface);
+
 /* Keepalive: send a due probe of s and return when s next wants a visit
  * (0: none). The wheel calls it; a takeover calls it to re-file a session. */
 uint64_t pipeline_ka_wake(void *shard, struct sess *s, uint64_t now_ms);
