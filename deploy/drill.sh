@@ -817,7 +817,9 @@ def main():
         for name in ("node1", "node2", "syncd1", "syncd2"):
             t = r.logtext(name)
             if t:
-                print(f"--- {name} log (tail)\n{t[-1200:]}", file=sys.stderr)
+                i = t.find("ERROR: AddressSanitizer")
+                part = t[i:i + 6000] if i >= 0 else t[-1200:]  # a sanitizer report: its head
+                print(f"--- {name} log\n{part}", file=sys.stderr)
         return 1
     finally:
         for name in ("node2", "syncd2", "node1", "syncd1"):

@@ -151,6 +151,7 @@ struct req {
 	bool dry_run, rollback;
 	uint64_t t0;
 	char source[64];
+	unsigned dequeued;             /* jobs done and out of their shard queue */
 	struct req *next;
 };
 
@@ -596,18 +597,19 @@ static void on_wake(uv_async_t *a)
 		while (c->queue_head[i] && atomic_load_explicit(
 					       &c->queue_head[i]->done,
 					       memory_order_acquire)) {
-			c->queue_head[i] = c->queue_head[i]->next;
+			struct ctl_job *j = c->queue_head[i];
+			c->queue_head[i] = j->next;
+			((struct req *)j->owner)->dequeued++;
 			post_next(c, i);
 		}
 	}
-	/* answer requests whose every job is done */
+	/* answer requests whose every job is done and out of the queues (a
+	 * worker may finish a job between the loop above and this one: its
+	 * request waits for the next wake, never freed under a queue head) */
 	struct req **pp = &c->reqs;
 	while (*pp) {
 		struct req *r = *pp;
-		bool all = true;
-		for (unsigned i = 0; i < c->nshards && all; i++)
-			all = atomic_load_explicit(&r->jobs[i].done,
-						   memory_order_acquire);
+		bool all = r->dequeued == c->nshards;
 		if (!all) {
 			pp = &r->next;
 			continue;
