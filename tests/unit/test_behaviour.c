@@ -711,6 +711,31 @@ static struct fx *ka_fx(void)
 	return f;
 }
 
+/* One keepalive rule (10.1/16 -> 10.2/16) with the given keepalive
+ * settings and idle timeout, probes recorded. */
+static struct fx *ka_rule_fx(const char *keepalive, unsigned idle)
+{
+	char text[1024], err[512];
+	snprintf(text, sizeof(text),
+		 "node = { name = \"t\"; id = 1; };\n"
+		 "keepalive = { %s };\n"
+		 "zones = ( { name = \"a\"; networks = [\"10.1.0.0/16\"]; },"
+		 "          { name = \"b\"; networks = [\"10.2.0.0/16\"]; } );\n"
+		 "rules = ( { name = \"r\"; action = \"accept\"; keepalive = true; idle_timeout = %u; } );\n",
+		 keepalive, idle);
+	struct fx *g = calloc(1, sizeof(*g));
+	assert_non_null(g);
+	if (config_load_string(text, &g->cfg, err, sizeof(err)) < 0)
+		fail_msg("config: %s", err);
+	assert_int_equal(policy_compile(g->cfg, &g->pol, err, sizeof(err)), 0);
+	assert_int_equal(connlimit_new(64, &g->lim), 0);
+	node_ctx_init(&g->ctx, g->cfg, g->pol, g->lim, false);
+	assert_int_equal(shard_init(&g->sh, 0, 64, &g->ctx, clock_now_ms()), 0);
+	g->sh.probe = record_probe;
+	n_probes = 0;
+	return g;
+}
+
 static void sunscreen_keepalive_probes_at_offsets_then_expiry(void **st)
 {
 	(void)st;
@@ -790,23 +815,7 @@ static void sunscreen_keepalive_only_offsets_that_fit_the_timeout(void **st)
 	assert_int_equal(n_probes, 0);
 	fx_free(f);
 	/* a 600 s idle timeout: only 580 and 260 fit */
-	char err[512];
-	struct tandem_config *c = NULL;
-	assert_int_equal(config_load_string(
-		"node = { name = \"t\"; id = 1; };\n"
-		"keepalive = { max_lifetime = 0; };\n"
-		"zones = ( { name = \"a\"; networks = [\"10.1.0.0/16\"]; },"
-		"          { name = \"b\"; networks = [\"10.2.0.0/16\"]; } );\n"
-		"rules = ( { name = \"r\"; action = \"accept\"; keepalive = true; idle_timeout = 600; } );\n",
-		&c, err, sizeof(err)), 0);
-	struct fx *g = calloc(1, sizeof(*g));
-	g->cfg = c;
-	assert_int_equal(policy_compile(c, &g->pol, err, sizeof(err)), 0);
-	assert_int_equal(connlimit_new(64, &g->lim), 0);
-	node_ctx_init(&g->ctx, g->cfg, g->pol, g->lim, false);
-	assert_int_equal(shard_init(&g->sh, 0, 64, &g->ctx, clock_now_ms()), 0);
-	g->sh.probe = record_probe;
-	n_probes = 0;
+	struct fx *g = ka_rule_fx("max_lifetime = 0;", 600);
 	handshake(g, C1, KA, 40000, 22);
 	uint64_t t_est = clock_now_ms();
 	advance_ticking(g, 601 * 1000);
@@ -819,25 +828,9 @@ static void sunscreen_keepalive_only_offsets_that_fit_the_timeout(void **st)
 static void sunscreen_keepalive_max_lifetime(void **st)
 {
 	(void)st;
-	char err[512];
-	struct tandem_config *c = NULL;
 	/* idle 600 s: probes would go at 20 s and 340 s of idleness; with a
 	 * 300 s lifetime only the first is sent, then the session expires */
-	assert_int_equal(config_load_string(
-		"node = { name = \"t\"; id = 1; };\n"
-		"keepalive = { max_lifetime = 300; };\n"
-		"zones = ( { name = \"a\"; networks = [\"10.1.0.0/16\"]; },"
-		"          { name = \"b\"; networks = [\"10.2.0.0/16\"]; } );\n"
-		"rules = ( { name = \"r\"; action = \"accept\"; keepalive = true; idle_timeout = 600; } );\n",
-		&c, err, sizeof(err)), 0);
-	struct fx *g = calloc(1, sizeof(*g));
-	g->cfg = c;
-	assert_int_equal(policy_compile(c, &g->pol, err, sizeof(err)), 0);
-	assert_int_equal(connlimit_new(64, &g->lim), 0);
-	node_ctx_init(&g->ctx, g->cfg, g->pol, g->lim, false);
-	assert_int_equal(shard_init(&g->sh, 0, 64, &g->ctx, clock_now_ms()), 0);
-	g->sh.probe = record_probe;
-	n_probes = 0;
+	struct fx *g = ka_rule_fx("max_lifetime = 300;", 600);
 	handshake(g, C1, KA, 40000, 22);
 	advance_ticking(g, 601 * 1000);
 	assert_int_equal(n_probes, 1);
@@ -848,25 +841,9 @@ static void sunscreen_keepalive_max_lifetime(void **st)
 static void sunscreen_keepalive_short_timeout_first_probe_on_time(void **st)
 {
 	(void)st;
-	char err[512];
-	struct tandem_config *c = NULL;
 	/* idle 20 s, offsets 15/10/5: the first probe is due 5 s after the
 	 * handshake, before any expiry visit would reach the session */
-	assert_int_equal(config_load_string(
-		"node = { name = \"t\"; id = 1; };\n"
-		"keepalive = { offsets = [15, 10, 5]; max_lifetime = 0; };\n"
-		"zones = ( { name = \"a\"; networks = [\"10.1.0.0/16\"]; },"
-		"          { name = \"b\"; networks = [\"10.2.0.0/16\"]; } );\n"
-		"rules = ( { name = \"r\"; action = \"accept\"; keepalive = true; idle_timeout = 20; } );\n",
-		&c, err, sizeof(err)), 0);
-	struct fx *g = calloc(1, sizeof(*g));
-	g->cfg = c;
-	assert_int_equal(policy_compile(c, &g->pol, err, sizeof(err)), 0);
-	assert_int_equal(connlimit_new(64, &g->lim), 0);
-	node_ctx_init(&g->ctx, g->cfg, g->pol, g->lim, false);
-	assert_int_equal(shard_init(&g->sh, 0, 64, &g->ctx, clock_now_ms()), 0);
-	g->sh.probe = record_probe;
-	n_probes = 0;
+	struct fx *g = ka_rule_fx("offsets = [15, 10, 5]; max_lifetime = 0;", 20);
 	handshake(g, C1, KA, 40000, 22);
 	uint64_t t_est = clock_now_ms();
 	advance_ticking(g, 21 * 1000);
