@@ -75,6 +75,7 @@ struct rpeer {
 	uint32_t gen;          /* its bulk generation */
 	enum bulk_state rx_state;
 	uint64_t rx_n, rx_t0, rx_t1;
+	bool bulk_since_seed;  /* a whole bulk of it came after our seed request */
 	bool need_bulk_request;
 	uint32_t n_chunks;
 	struct achunk *open;   /* its chunk still taking events */
@@ -676,6 +677,7 @@ void repl_msg(struct repl *r, unsigned i, const struct sync_hdr *h,
 		if (m->has_bulk_end && m->bulk_end && p->rx_state == BULK_SENDING) {
 			sweep_peer(r, i);
 			p->rx_state = BULK_DONE;
+			p->bulk_since_seed = true;
 			p->rx_t1 = clock_now_ms();
 		}
 		if (p->open) {
@@ -712,13 +714,24 @@ static void on_seeded(void *arg, int err, const Tandem__CtlReply *rep)
 	uint64_t now = clock_now_ms();
 	for (size_t k = 0; k < rep->n_sessions; k++) {
 		const Tandem__Session *s = rep->sessions[k];
+		/* the answer is older than whatever a peer sent meanwhile:
+		 * an entry already there (a bulk's, with that bulk's
+		 * generation) stays as it is, or the bulk's end would sweep
+		 * the copy it has just sent again */
+		if (mirror_get(r->m, s->id))
+			continue;
 		if (pack_session(r, s) < 0)
 			continue;
 		/* whose: the node id in the id's high bits when it is a
 		 * peer, else the first peer (sessions promoted back and
 		 * forth keep their creator's id) */
 		int idx = peers_index(r->ps, (uint16_t)(s->id >> 48));
-		uint16_t origin = idx >= 0 ? r->p[idx].id : r->p[0].id;
+		struct rpeer *p = &r->p[idx >= 0 ? idx : 0];
+		/* a bulk that ended since the request is newer than the
+		 * whole answer (what it deleted is not in the mirror) */
+		if (p->bulk_since_seed)
+			continue;
+		uint16_t origin = p->id;
 		mirror_put(r->m, s->id, origin, r->sess.p, r->sess.len,
 			   now + s->remaining_ms, 0, NULL);
 	}
@@ -741,6 +754,7 @@ void repl_node_up(struct repl *r)
 	for (unsigned i = 0; i < r->n; i++) {
 		r->p[i].applied_seq = 0;
 		r->p[i].rx_state = BULK_IDLE;
+		r->p[i].bulk_since_seed = false;
 		if (r->p[i].linked && !r->p[i].fresh)
 			r->p[i].need_bulk_request = true;
 	}

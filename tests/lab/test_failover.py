@@ -719,14 +719,17 @@ def test_syncd_restart_loses_no_session(lab, pair):
     time.sleep(0.5)
     check(fw2.digest().peer == n0, f"standby node lost copies with its syncd down: {fmt(fw2.digest())}")
     s2.start()
-    low = n0
+    low, at_low = n0, None
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        low = min(low, fw2.digest().peer)
+        dg = fw2.digest()
+        if dg.peer < low:
+            low, at_low = dg.peer, f"{fmt(dg)}, syncd2 role {s2.role()}"
         if s2.role() == "standby" and s2.show().ready and pair.converged():
             break
         time.sleep(0.05)
-    check(low >= n0, f"standby's copies dropped to {low} of {n0} while its syncd restarted")
+    check(low >= n0, f"standby's copies dropped to {low} of {n0} while its syncd restarted "
+          f"(then: {at_low})\n--- syncd1\n{s1.tail()}--- syncd2\n{s2.tail()}")
     d = pair.wait_converged(10, what="converged after the standby's syncd restarted")
     check(d.sessions >= n0, f"after the standby restart: {fmt(d)}")
 

@@ -112,6 +112,11 @@ class FakeNode:
         # cleared: the dump after SYNC_SUBSCRIBE waits (its reply does not)
         self.dump_open = threading.Event()
         self.dump_open.set()
+        # cleared: SESSIONS takes its snapshot, then holds the reply (an
+        # answer that arrives after later events)
+        self.sessions_reply_open = threading.Event()
+        self.sessions_reply_open.set()
+        self.peer_deletes = 0  # peer sessions removed by EXPIRE/DELETE
         self.counter = 0
         self.sub = None        # subscribed socket
         self.sub_lock = threading.Lock()
@@ -339,6 +344,7 @@ class FakeNode:
                         if k in self.peer:
                             del self.peer[k]
                             self.expiry.pop(k, None)
+                            self.peer_deletes += 1
                         n += 1
                         continue
                     if k in self.local:
@@ -392,6 +398,7 @@ class FakeNode:
                 for s in pool[:lim]:
                     rep.sessions.add().CopyFrom(s)
                 rep.truncated = len(pool) > lim
+            self.sessions_reply_open.wait(30)
         elif q.cmd == R.SYNC_DIGEST:
             with self.lock:
                 x = 0

@@ -215,6 +215,35 @@ def syncd_restart_and_node_restart_lose_nothing():
     assert b.fake.role == "standby"
 
 
+@test(40)
+def restarted_standby_seed_answered_during_the_bulk_keeps_every_copy():
+    """The standby's syncd restarts: it reloads from its node what the node
+    holds for the peer (seed), and the active sends its bulk. When the
+    node's answer to the seed arrives in the middle of that bulk, the
+    sessions the bulk had already sent again must not be swept at its end
+    (their copies on the standby's node would be deleted)."""
+    cl = pair(bulk_rate=200)
+    a, b = cl[0], cl[1]
+    ss = a.fake.create(600)
+    wait_for(same_tables(a, b), 10, "600 sessions on the standby")
+    b.kill(signal.SIGKILL)
+    time.sleep(0.3)
+    b.fake.sessions_reply_open.clear()  # the seed's answer waits
+    deletes0 = b.fake.peer_deletes
+    try:
+        b.start()
+        wait_for(lambda: 100 <= a.peer(2).bulk_tx.sent < 500, 10,
+                 "the active's bulk a part of the way", step=0.02)
+    finally:
+        b.fake.sessions_reply_open.set()
+    wait_for(lambda: a.peer(2).bulk_tx.state == "done", 15, "bulk finished", step=0.05)
+    wait_for(lambda: a.peer(2).lag_events == 0, 5, "everything applied")
+    assert b.fake.peer_deletes == deletes0, \
+        f"{b.fake.peer_deletes - deletes0} copies deleted on the standby's node"
+    assert len(b.fake.table()[1]) == len(ss)
+    wait_for(same_tables(a, b), 5, "tables equal")
+
+
 @test(30)
 def election_by_priority_then_lower_id():
     cl = cluster(priorities=(100, 200))
