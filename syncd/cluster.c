@@ -774,10 +774,10 @@ static void on_node_down(void *arg)
 	repl_node_down(c->repl);
 }
 
-static void on_node_stream(void *arg, const Tandem__SyncStream *m)
+static void on_node_stream(void *arg, const uint8_t *d, size_t n)
 {
 	struct cluster *c = arg;
-	repl_node_stream(c->repl, m);
+	repl_node_stream(c->repl, d, n);
 }
 
 static const struct node_link_ops node_ops = {
@@ -801,7 +801,8 @@ static void ops_link(void *arg, unsigned i, bool up)
 }
 
 static void ops_msg(void *arg, unsigned i, enum peer_path path,
-		    const struct sync_hdr *h, const Tandem__PeerMsg *m)
+		    const struct sync_hdr *h, const Tandem__PeerMsg *m,
+		    const uint8_t *ev, size_t ev_len)
 {
 	struct cluster *c = arg;
 	struct cpeer *p = &c->cp[i];
@@ -849,7 +850,7 @@ static void ops_msg(void *arg, unsigned i, enum peer_path path,
 		}
 		if (m->config)
 			config_received(c, i, m->config);
-		repl_msg(c->repl, i, h, m);
+		repl_msg(c->repl, i, h, m, ev, ev_len);
 	}
 	evaluate(c);
 }

@@ -2,8 +2,10 @@
  * mirror.c - slab of sessions with an id hash (see mirror.h).
  *
  * Index: open addressing with linear probing over a power-of-two table of
- * slab indices + 1 (0 = empty), at most half full; deletion shifts the
- * following run back, so there are no tombstones and lookups stay short.
+ * slab indices + 1 (0 = empty) with the id's 32-bit hash beside each, at
+ * most half full; a probe reads the slab (a cache miss) only when the hash
+ * matches. Deletion shifts the following run back, so there are no
+ * tombstones and lookups stay short.
  *
  * Must never: move an existing entry to another slab index.
  */
@@ -18,7 +20,7 @@ struct mirror {
 	uint32_t n_slab, cap_slab;  /* slots handed out / allocated */
 	uint32_t *free_list;        /* released slab indices */
 	uint32_t n_free;
-	uint32_t *index;            /* slab index + 1, 0 = empty */
+	uint64_t *index;            /* hash << 32 | slab index + 1; 0 = empty */
 	uint32_t index_mask;
 	size_t count, n_local;
 };
@@ -58,27 +60,45 @@ void mirror_free(struct mirror *m)
 	free(m);
 }
 
-/* position in the index of id, or of the empty slot where it would go */
+#define SLOT(x) ((uint32_t)(x))           /* slab index + 1 */
+#define HASH(x) ((uint32_t)((x) >> 32))
+
+/* position in the index of id (hash h), or of the empty slot where it
+ * would go */
+static uint32_t find_pos_h(const struct mirror *m, uint64_t id, uint32_t h)
+{
+	uint32_t pos = h & m->index_mask;
+	for (;;) {
+		uint64_t x = m->index[pos];
+		if (!x || (HASH(x) == h && m->slab[SLOT(x) - 1].id == id))
+			return pos;
+		pos = (pos + 1) & m->index_mask;
+	}
+}
+
 static uint32_t find_pos(const struct mirror *m, uint64_t id)
 {
-	uint32_t pos = hash_id(id) & m->index_mask;
-	while (m->index[pos] && m->slab[m->index[pos] - 1].id != id)
-		pos = (pos + 1) & m->index_mask;
-	return pos;
+	return find_pos_h(m, id, hash_id(id));
 }
 
 static int grow_index(struct mirror *m)
 {
 	uint32_t cap = (m->index_mask + 1) * 2;
-	uint32_t *ni = calloc(cap, sizeof(*ni));
+	uint64_t *ni = calloc(cap, sizeof(*ni));
 	if (!ni)
 		return -ENOMEM;
-	uint32_t *old = m->index, old_cap = m->index_mask + 1;
+	uint64_t *old = m->index;
+	uint32_t old_cap = m->index_mask + 1;
 	m->index = ni;
 	m->index_mask = cap - 1;
+	/* ids are distinct: the first empty slot from the home is its place */
 	for (uint32_t i = 0; i < old_cap; i++)
-		if (old[i])
-			m->index[find_pos(m, m->slab[old[i] - 1].id)] = old[i];
+		if (old[i]) {
+			uint32_t pos = HASH(old[i]) & m->index_mask;
+			while (m->index[pos])
+				pos = (pos + 1) & m->index_mask;
+			m->index[pos] = old[i];
+		}
 	free(old);
 	return 0;
 }
@@ -119,11 +139,12 @@ int mirror_put(struct mirror *m, uint64_t id, uint16_t origin,
 		if (r < 0)
 			return r;
 	}
-	uint32_t pos = find_pos(m, id);
+	uint32_t h = hash_id(id);
+	uint32_t pos = find_pos_h(m, id, h);
 	struct mirror_ent *e;
 	bool fresh = !m->index[pos];
 	if (!fresh) {
-		e = &m->slab[m->index[pos] - 1];
+		e = &m->slab[SLOT(m->index[pos]) - 1];
 	} else {
 		uint32_t slot;
 		int r = alloc_slot(m, &slot);
@@ -135,7 +156,7 @@ int mirror_put(struct mirror *m, uint64_t id, uint16_t origin,
 		e->len = 0;
 		e->origin = MIRROR_LOCAL;
 		m->n_local++;
-		m->index[pos] = slot + 1;
+		m->index[pos] = (uint64_t)h << 32 | (slot + 1);
 		m->count++;
 	}
 	if (len > e->cap) {
@@ -164,7 +185,7 @@ int mirror_put(struct mirror *m, uint64_t id, uint16_t origin,
 struct mirror_ent *mirror_get(struct mirror *m, uint64_t id)
 {
 	uint32_t pos = find_pos(m, id);
-	return m->index[pos] ? &m->slab[m->index[pos] - 1] : NULL;
+	return m->index[pos] ? &m->slab[SLOT(m->index[pos]) - 1] : NULL;
 }
 
 int mirror_del(struct mirror *m, uint64_t id)
@@ -172,7 +193,7 @@ int mirror_del(struct mirror *m, uint64_t id)
 	uint32_t pos = find_pos(m, id);
 	if (!m->index[pos])
 		return -ENOENT;
-	uint32_t slot = m->index[pos] - 1;
+	uint32_t slot = SLOT(m->index[pos]) - 1;
 	struct mirror_ent *e = &m->slab[slot];
 	if (e->origin == MIRROR_LOCAL)
 		m->n_local--;
@@ -188,7 +209,7 @@ int mirror_del(struct mirror *m, uint64_t id)
 		i = (i + 1) & m->index_mask;
 		if (!m->index[i])
 			break;
-		uint32_t home = hash_id(m->slab[m->index[i] - 1].id) & m->index_mask;
+		uint32_t home = HASH(m->index[i]) & m->index_mask;
 		bool movable = hole <= i ? (home <= hole || home > i)
 					 : (home <= hole && home > i);
 		if (movable) {

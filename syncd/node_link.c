@@ -209,8 +209,8 @@ static bool handle_frame(struct node_link *nl, int which, const uint8_t *d,
 		}
 		handle_reply(nl, which, rep);
 	} else {
-		Tandem__SyncStream *m = tandem__sync_stream__unpack(&nl->arena.pa, n, d);
-		if (!m) {
+		unsigned seen;
+		if (pb_scan(d, n, 1, NULL, 0, &seen) < 0) {
 			nl->st.bad_frames++;
 			arena_reset(&nl->arena);
 			link_reset(nl, -EPROTO);
@@ -218,7 +218,7 @@ static bool handle_frame(struct node_link *nl, int which, const uint8_t *d,
 		}
 		nl->st.stream_frames++;
 		if (nl->subscribed)
-			nl->ops->stream(nl->arg, m);
+			nl->ops->stream(nl->arg, d, n);
 	}
 	arena_reset(&nl->arena);
 	return nl->c[which].connected;

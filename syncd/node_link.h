@@ -37,8 +37,9 @@
 struct node_link_ops {
 	void (*up)(void *arg);
 	void (*down)(void *arg);
-	/* one SyncStream frame; valid during the call only */
-	void (*stream)(void *arg, const Tandem__SyncStream *m);
+	/* one packed SyncStream frame, well-formed at its top level (its
+	 * events are read in place: wire.h); valid during the call only */
+	void (*stream)(void *arg, const uint8_t *d, size_t n);
 };
 
 /* err: 0 and rep (valid during the call only), or -errno (-ECONNRESET,

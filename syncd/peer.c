@@ -54,6 +54,7 @@ struct peers {
 	uint64_t refused_total[SR_MAX];
 	struct arena arena;
 	struct buf scratch;
+	struct buf rx;               /* a payload without its events */
 	uint8_t *udp_buf;
 	bool closing;
 };
@@ -271,8 +272,23 @@ static bool deliver(struct peers *ps, struct conn *c, int peer,
 		    enum peer_path path, const struct sync_hdr *h,
 		    const uint8_t *payload)
 {
-	Tandem__PeerMsg *m = tandem__peer_msg__unpack(&ps->arena.pa, h->len,
-						       payload);
+	/* the events stay packed (read in place by repl); the rest is
+	 * unpacked */
+	unsigned seen;
+	int n_ev = pb_scan(payload, h->len, 1, NULL, 0, &seen);
+	const uint8_t *body = payload;
+	size_t body_len = h->len;
+	if (n_ev > 0) {
+		buf_reset(&ps->rx);
+		if (pb_strip_field(payload, h->len, 1, &ps->rx) < 0) {
+			refuse(ps, peer, SR_BAD_PAYLOAD);
+			return true;
+		}
+		body = ps->rx.p;
+		body_len = ps->rx.len;
+	}
+	Tandem__PeerMsg *m = n_ev < 0 ? NULL
+		: tandem__peer_msg__unpack(&ps->arena.pa, body_len, body);
 	if (!m) {
 		arena_reset(&ps->arena);
 		refuse(ps, peer, SR_BAD_PAYLOAD);
@@ -288,10 +304,12 @@ static bool deliver(struct peers *ps, struct conn *c, int peer,
 		c->last_rx_ms = s->st.last_rx_ms[path];
 		ok = bind_conn(ps, c, peer);
 		if (ok)
-			ps->ops->msg(ps->arg, (unsigned)peer, path, h, m);
+			ps->ops->msg(ps->arg, (unsigned)peer, path, h, m,
+				     n_ev > 0 ? payload : NULL, n_ev > 0 ? h->len : 0);
 		ok = ok && !c->closing;
 	} else {
-		ps->ops->msg(ps->arg, (unsigned)peer, path, h, m);
+		ps->ops->msg(ps->arg, (unsigned)peer, path, h, m,
+			     n_ev > 0 ? payload : NULL, n_ev > 0 ? h->len : 0);
 	}
 	arena_reset(&ps->arena);
 	return ok;
@@ -591,6 +609,7 @@ void peers_free(struct peers *ps)
 		return;
 	arena_fini(&ps->arena);
 	buf_free(&ps->scratch);
+	buf_free(&ps->rx);
 	free(ps->udp_buf);
 	free(ps);
 }

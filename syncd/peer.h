@@ -43,9 +43,12 @@ enum peer_path { PATH_SYNC, PATH_DATA };
 struct peers_ops {
 	/* peer's established link came up / went down */
 	void (*link)(void *arg, unsigned peer, bool up);
-	/* a verified message; m and h are valid during the call only */
+	/* a verified message; m, h and ev are valid during the call only.
+	 * m is unpacked without its events; ev/ev_len is the packed message
+	 * when it has events (read in place: wire.h), else NULL/0 */
 	void (*msg)(void *arg, unsigned peer, enum peer_path path,
-		    const struct sync_hdr *h, const Tandem__PeerMsg *m);
+		    const struct sync_hdr *h, const Tandem__PeerMsg *m,
+		    const uint8_t *ev, size_t ev_len);
 	/* fill out with a heartbeat PeerMsg for peer (hello on a new
 	 * outgoing connection) */
 	void (*heartbeat)(void *arg, unsigned peer, enum peer_path path,

@@ -576,13 +576,22 @@ static int pack_session(struct repl *r, const Tandem__Session *s)
 			      &r->sess);
 }
 
-static bool is_end(Tandem__SessionEvent__Type t)
+/* ev's session for the mirror: without remaining_ms, into r->sess */
+static int strip_session(struct repl *r, const struct pb_event *ev)
+{
+	buf_reset(&r->sess);
+	return pb_strip_field(ev->session, ev->session_len, PB_SESSION_REMAINING,
+			      &r->sess);
+}
+
+static bool is_end(unsigned t)
 {
 	return t == TANDEM__SESSION_EVENT__TYPE__EXPIRE ||
 	       t == TANDEM__SESSION_EVENT__TYPE__DELETE;
 }
 
-static void rx_events(struct repl *r, unsigned i, const Tandem__EventBatch *b)
+static void rx_events(struct repl *r, unsigned i, const uint8_t *ev_in,
+		      size_t ev_len)
 {
 	struct rpeer *p = &r->p[i];
 	uint64_t now = clock_now_ms();
@@ -591,25 +600,27 @@ static void rx_events(struct repl *r, unsigned i, const Tandem__EventBatch *b)
 		p->need_bulk_request = true;
 		return;
 	}
-	for (size_t k = 0; k < b->n_events; k++) {
-		const Tandem__SessionEvent *e = b->events[k];
-		if (!e->session || pack_session(r, e->session) < 0) {
+	struct pb_events it;
+	struct pb_event ev;
+	int got;
+	pb_events_begin(&it, ev_in, ev_len, PM_EVENTS);
+	while ((got = pb_events_next(&it, &ev)) != 0) {
+		if (got < 0 || strip_session(r, &ev) < 0) {
 			r->st.bad_events++;
 			continue;
 		}
-		const Tandem__Session *s = e->session;
-		struct mirror_ent *me = mirror_get(r->m, s->id);
+		struct mirror_ent *me = mirror_get(r->m, ev.id);
 		bool ours = me && me->origin == MIRROR_LOCAL && r->active;
 		if (!ours) {
-			if (is_end(e->type))
-				mirror_del(r->m, s->id);
+			if (is_end(ev.type))
+				mirror_del(r->m, ev.id);
 			else
-				mirror_put(r->m, s->id, p->id, r->sess.p, r->sess.len,
-					   now + s->remaining_ms, p->gen, NULL);
+				mirror_put(r->m, ev.id, p->id, r->sess.p, r->sess.len,
+					   now + ev.remaining_ms, p->gen, NULL);
 		}
 		size_t before = c->b.len;
-		if (pb_put_event(&c->b, EB_EVENTS, (unsigned)e->type, r->sess.p,
-				 r->sess.len, s->remaining_ms) < 0) {
+		if (pb_put_event(&c->b, EB_EVENTS, ev.type, r->sess.p,
+				 r->sess.len, ev.remaining_ms) < 0) {
 			p->need_bulk_request = true;
 			continue;
 		}
@@ -645,7 +656,7 @@ static void sweep_peer(struct repl *r, unsigned i)
 }
 
 void repl_msg(struct repl *r, unsigned i, const struct sync_hdr *h,
-	      const Tandem__PeerMsg *m)
+	      const Tandem__PeerMsg *m, const uint8_t *ev, size_t ev_len)
 {
 	struct rpeer *p = &r->p[i];
 	if (m->heartbeat) {
@@ -657,7 +668,7 @@ void repl_msg(struct repl *r, unsigned i, const struct sync_hdr *h,
 	if (m->ack)
 		handle_ack(r, i, m->ack->applied_seq);
 	p->rx_seq = h->seq;
-	bool data = (m->has_bulk_begin && m->bulk_begin) || m->events ||
+	bool data = (m->has_bulk_begin && m->bulk_begin) || ev ||
 		    (m->has_bulk_end && m->bulk_end);
 	if (data && !r->node_up) {
 		/* nowhere to apply it: ask again once the node is back */
@@ -672,8 +683,8 @@ void repl_msg(struct repl *r, unsigned i, const struct sync_hdr *h,
 			p->rx_t0 = clock_now_ms();
 			p->rx_t1 = 0;
 		}
-		if (m->events)
-			rx_events(r, i, m->events);
+		if (ev)
+			rx_events(r, i, ev, ev_len);
 		if (m->has_bulk_end && m->bulk_end && p->rx_state == BULK_SENDING) {
 			sweep_peer(r, i);
 			p->rx_state = BULK_DONE;
@@ -779,14 +790,13 @@ void repl_node_down(struct repl *r)
 	drop_queued(r);
 }
 
-static void node_event(struct repl *r, const Tandem__SessionEvent *e,
-		       uint64_t now)
+static void node_event(struct repl *r, const struct pb_event *e, uint64_t now)
 {
-	if (!e->session || pack_session(r, e->session) < 0) {
+	if (strip_session(r, e) < 0) {
 		r->st.bad_events++;
 		return;
 	}
-	const Tandem__Session *s = e->session;
+	const struct pb_event *s = e;
 	if (is_end(e->type)) {
 		struct mirror_ent *me = mirror_get(r->m, s->id);
 		if (me && me->origin == MIRROR_LOCAL)
@@ -823,17 +833,39 @@ static void node_event(struct repl *r, const Tandem__SessionEvent *e,
 	}
 }
 
-void repl_node_stream(struct repl *r, const Tandem__SyncStream *m)
+void repl_node_stream(struct repl *r, const uint8_t *d, size_t n)
 {
 	uint64_t now = clock_now_ms();
-	if (m->has_bulk_begin && m->bulk_begin) {
+	/* SyncStream: events = 1, bulk_begin = 2, bulk_end = 3, dropped = 4 */
+	uint64_t v[5] = {0};
+	unsigned seen;
+	int n_ev = pb_scan(d, n, 1, v, 5, &seen);
+	if (n_ev < 0) {
+		r->st.bad_events++;
+		return;
+	}
+	struct {
+		bool bulk_begin, bulk_end, has_dropped;
+		uint64_t dropped;
+	} mm = {(seen & 1u << 2) && v[2], (seen & 1u << 3) && v[3],
+		(seen & 1u << 4) != 0, v[4]}, *m = &mm;
+	if (m->bulk_begin) {
 		r->node_bulk = true;
 		r->node_gen++;
 	}
-	if (m->events)
-		for (size_t k = 0; k < m->events->n_events; k++)
-			node_event(r, m->events->events[k], now);
-	if (m->has_bulk_end && m->bulk_end && r->node_bulk) {
+	if (n_ev > 0) {
+		struct pb_events it;
+		struct pb_event ev;
+		int got;
+		pb_events_begin(&it, d, n, 1);
+		while ((got = pb_events_next(&it, &ev)) != 0) {
+			if (got < 0)
+				r->st.bad_events++;
+			else
+				node_event(r, &ev, now);
+		}
+	}
+	if (m->bulk_end && r->node_bulk) {
 		r->node_bulk = false;
 		r->st.node_bulks++;
 		uint32_t slots = mirror_slots(r->m);

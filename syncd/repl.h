@@ -67,13 +67,16 @@ void repl_free(struct repl *r);    /* accepts NULL */
 /* node link */
 void repl_node_up(struct repl *r);
 void repl_node_down(struct repl *r);
-void repl_node_stream(struct repl *r, const Tandem__SyncStream *m);
+/* one packed SyncStream (node_link.h) */
+void repl_node_stream(struct repl *r, const uint8_t *d, size_t n);
 
 /* peer links */
 void repl_link(struct repl *r, unsigned peer, bool up);
 /* a verified message on the sync path */
+/* m without its events; ev/ev_len: the packed message when it has
+ * events (peer.h) */
 void repl_msg(struct repl *r, unsigned peer, const struct sync_hdr *h,
-	      const Tandem__PeerMsg *m);
+	      const Tandem__PeerMsg *m, const uint8_t *ev, size_t ev_len);
 
 /* Our role. On a node that is not active, a peer's event for a session we
  * hold as local replaces it (the active owns the flow; the node does the

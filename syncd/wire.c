@@ -6,6 +6,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,6 +200,158 @@ int pb_strip_field(const uint8_t *in, size_t n, unsigned field,
 			buf_put(out, in + start, pos - start);
 	}
 	return 0;
+}
+
+/* ---- reading in place ------------------------------------------------- */
+
+/* one field at *pos: its number and wire type; a varint's value in *v, a
+ * length-delimited field's content in *data, *len; -EPROTO when malformed */
+static int next_field(const uint8_t *in, size_t n, size_t *pos, unsigned *field,
+		      unsigned *wt, uint64_t *v, const uint8_t **data, size_t *len)
+{
+	uint64_t tag;
+	if (get_varint(in, n, pos, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
+		return -EPROTO;
+	*field = (unsigned)(tag >> 3);
+	*wt = (unsigned)(tag & 7);
+	switch (*wt) {
+	case 0:
+		return get_varint(in, n, pos, v);
+	case 1:
+	case 5: {
+		size_t w = *wt == 1 ? 8 : 4;
+		if (n - *pos < w)
+			return -EPROTO;
+		*pos += w;
+		return 0;
+	}
+	case 2:
+		if (get_varint(in, n, pos, v) < 0 || *v > n - *pos)
+			return -EPROTO;
+		*data = in + *pos;
+		*len = (size_t)*v;
+		*pos += (size_t)*v;
+		return 0;
+	default:
+		return -EPROTO;
+	}
+}
+
+int pb_scan(const uint8_t *in, size_t n, unsigned field, uint64_t *varints,
+	    unsigned n_varints, unsigned *seen)
+{
+	size_t pos = 0;
+	int count = 0;
+	*seen = 0;
+	while (pos < n) {
+		unsigned f, wt;
+		uint64_t v = 0;
+		const uint8_t *d;
+		size_t l;
+		if (next_field(in, n, &pos, &f, &wt, &v, &d, &l) < 0)
+			return -EPROTO;
+		if (f == field && wt == PB_LEN)
+			count++;
+		else if (wt == PB_VARINT && f < n_varints && f < 32) {
+			varints[f] = v;
+			*seen |= 1u << f;
+		}
+	}
+	return count;
+}
+
+void pb_events_begin(struct pb_events *it, const uint8_t *in, size_t n,
+		     unsigned field)
+{
+	memset(it, 0, sizeof(*it));
+	it->in = in;
+	it->n = n;
+	it->field = field;
+}
+
+/* the event in a SessionEvent's bytes; -EINVAL when a field it needs is
+ * missing, -EPROTO when it is not well-formed */
+static int read_event(const uint8_t *in, size_t n, struct pb_event *ev)
+{
+	size_t pos = 0;
+	bool has_type = false, has_id = false, has_rem = false;
+	ev->session = NULL;
+	while (pos < n) {
+		unsigned f, wt;
+		uint64_t v = 0;
+		const uint8_t *d = NULL;
+		size_t l = 0;
+		if (next_field(in, n, &pos, &f, &wt, &v, &d, &l) < 0)
+			return -EPROTO;
+		if (f == 1 && wt == PB_VARINT) {
+			ev->type = (unsigned)(v & 0xffffffffu);
+			has_type = v <= 0x7f;
+		} else if (f == 2 && wt == PB_LEN) {
+			ev->session = d;
+			ev->session_len = l;
+		}
+	}
+	if (!ev->session)
+		return has_type ? -EINVAL : -EPROTO;
+	pos = 0;
+	while (pos < ev->session_len) {
+		unsigned f, wt;
+		uint64_t v = 0;
+		const uint8_t *d = NULL;
+		size_t l = 0;
+		if (next_field(ev->session, ev->session_len, &pos, &f, &wt, &v, &d, &l) < 0)
+			return -EPROTO;
+		if (wt != PB_VARINT)
+			continue;
+		if (f == 1) {
+			ev->id = v;
+			has_id = true;
+		} else if (f == PB_SESSION_REMAINING) {
+			ev->remaining_ms = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+			has_rem = true;
+		}
+	}
+	return has_type && has_id && has_rem ? 0 : -EINVAL;
+}
+
+int pb_events_next(struct pb_events *it, struct pb_event *ev)
+{
+	for (;;) {
+		while (it->bpos < it->blen) {
+			unsigned f, wt;
+			uint64_t v = 0;
+			const uint8_t *d = NULL;
+			size_t l = 0;
+			if (next_field(it->batch, it->blen, &it->bpos, &f, &wt, &v, &d, &l) < 0) {
+				it->pos = it->n; /* nothing after it can be trusted */
+				it->blen = 0;
+				return -EPROTO;
+			}
+			if (f != 1 || wt != PB_LEN)
+				continue;
+			int r = read_event(d, l, ev);
+			return r < 0 ? r : 1;
+		}
+		/* the next EventBatch of the container */
+		for (;;) {
+			if (it->pos >= it->n)
+				return 0;
+			unsigned f, wt;
+			uint64_t v = 0;
+			const uint8_t *d = NULL;
+			size_t l = 0;
+			if (next_field(it->in, it->n, &it->pos, &f, &wt, &v, &d, &l) < 0) {
+				it->pos = it->n;
+				return -EPROTO;
+			}
+			if (f == it->field && wt == PB_LEN) {
+				it->batch = d;
+				it->blen = l;
+				it->bpos = 0;
+				break;
+			}
+		}
+	}
 }
 
 /* ---- arena ------------------------------------------------------------- */

@@ -65,6 +65,42 @@ size_t pb_event_size(unsigned field, size_t session_len,
 int pb_strip_field(const uint8_t *in, size_t n, unsigned field,
 		   struct buf *out);
 
+/* Reading in place: the events of a PeerMsg or SyncStream are never
+ * unpacked by protobuf-c (its allocations and the repacking were most of
+ * syncd's time per event); the rest of the message is small and is. */
+
+/* Top-level scan of a packed message: returns how many length-delimited
+ * occurrences of `field` it has (or -EPROTO when not well-formed); the last
+ * value of each varint field f < n_varints (and < 32) is put in
+ * varints[f], and bit f of *seen set. */
+int pb_scan(const uint8_t *in, size_t n, unsigned field, uint64_t *varints,
+	    unsigned n_varints, unsigned *seen);
+
+/* A SessionEvent, read where it lies: session points into the message
+ * (valid as long as it is), with remaining_ms still in it. */
+struct pb_event {
+	unsigned type;
+	uint64_t id;
+	uint32_t remaining_ms;
+	const uint8_t *session;
+	size_t session_len;
+};
+
+/* Iterator over the events of every EventBatch found in field `field` of
+ * a packed message (PeerMsg.events and SyncStream.events are field 1). */
+struct pb_events {
+	const uint8_t *in, *batch;
+	size_t n, pos, blen, bpos;
+	unsigned field;
+};
+
+void pb_events_begin(struct pb_events *it, const uint8_t *in, size_t n,
+		     unsigned field);
+/* 1 and *ev: an event; 0: no more; -EINVAL: an event without type,
+ * session, id or remaining_ms (skipped: call again); -EPROTO: not
+ * well-formed (the iteration ends). */
+int pb_events_next(struct pb_events *it, struct pb_event *ev);
+
 struct arena_chunk;
 
 struct arena {

@@ -2,11 +2,17 @@
 never by CI): on the pair lab (deploy/lab.sh up --pair), Tandem (tandem-node +
 tandem-syncd) against conntrackd (FTFW over UDP on the sync link) + keepalived
 (VRRPv3, advert_int 1 s and 0.1 s):
-  rate      sessions replicated per second: distinct UDP flows (raw socket,
-            one packet per source port) from c1 and c2 to 10.2.0.53:53 (rule
-            "dns"), counted on the standby (Tandem: SYNC_DIGEST peer count;
-            conntrackd: its external cache), rate = replicated / time until
-            the standby's count stopped growing; missing = not replicated
+  rate      sessions replicated per second at the highest offered rate
+            with < 0.1 % missing on the standby: a sweep of offered rates
+            (--rates, new UDP flows per second from c1 and c2 together, each
+            step about --step-seconds long, one packet per flow, tests/bench/
+            udpgen.c paced, to 10.2.0.53:53, rule "dns"), each step on a
+            freshly started pair; counted on the standby (Tandem: the node's
+            session count; conntrackd: its external cache) until it stops
+            growing; replicated/s = the standby's count / time from the first
+            packet until it held 99.9 % of it; missing = created on the
+            active - replicated. The sweep stops after the first step that
+            misses >= 0.1 % or replicates < 90 % of the offered rate.
   lag       Tandem: syncd's sent -> applied ack p50/p99 (from the drill);
             conntrackd: one flow at a time, creation -> seen in the external
             cache (polled with `conntrackd -e`, so a few ms of resolution)
@@ -25,6 +31,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 D = None          # the drill module (deploy/drill.sh's embedded drill.py)
@@ -121,34 +128,115 @@ def blast(host, src, sport, count, pps=0):
                             stdout=subprocess.PIPE, text=True)
 
 
-def run_rate(count_standby, count_active, per_client, pps, poll):
-    """Blast per_client flows from c1 and c2; returns a result dict."""
+def gen(host, src, flows, pps, seconds):
+    """udpgen: `flows` new UDP flows (one packet each) from 64 source
+    addresses starting at src, paced to pps; returns the Popen."""
+    addrs = 64
+    ports = (flows + addrs - 1) // addrs
+    argv = [A.udpgen, "--dst", "10.2.0.53", "--dport", "53", "--src", src,
+            "--addrs", str(addrs), "--sport", "2000", "--ports", str(ports), "--unique",
+            "--max-packets", str(flows), "--seconds", str(max(1, min(300, int(seconds) + 5))),
+            "--pps", str(pps), "--batch", "32"]
+    return subprocess.Popen(["ip", "netns", "exec", ns(host)] + argv,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def cpu_s(pid):
+    """user + system CPU seconds of a process (threads included)"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def rate_step(offered, count_standby, count_active, poll, pids):
+    """One step of the sweep: offered new flows/s for ~A.step_seconds;
+    pids: name -> pid of the replicating processes, whose CPU it counts."""
+    flows = max(2000, min(A.max_flows, int(offered * A.step_seconds))) // 2
     base_s, base_a = count_standby(), count_active()
-    t0 = time.time()
-    ps = [blast("c1", "10.1.0.2", 2000, per_client, pps), blast("c2", "10.1.0.3", 2000, per_client, pps)]
-    outs = [json.loads(p.communicate(timeout=120)[0]) for p in ps]
-    t_sent = max(o["t1"] for o in outs)
-    sent = sum(o["sent"] for o in outs)
-    # the standby's count until it stops growing (1.5 s without change) or 30 s
-    last, t_last, deadline = -1, time.time(), time.time() + 30
+    cpu0 = {n: cpu_s(p) for n, p in pids.items()}
+    perf = None
+    if os.environ.get("BHA_PERF"):  # a profile of the whole machine while it sends
+        perf = subprocess.Popen(["perf", "record", "-F", "999", "-a", "-g", "-o",
+                                 os.path.join(os.environ["BHA_PERF"], f"perf-{offered}.data"),
+                                 "--", "sleep", str(A.step_seconds)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ps = [gen("c1", "10.1.100.1", flows, offered // 2, A.step_seconds),
+          gen("c2", "10.1.200.1", flows, offered // 2, A.step_seconds)]
+    outs = [None, None]
+
+    def reap(k):  # the sender's exit time, to the millisecond
+        o = ps[k].communicate()[0]
+        outs[k] = (o, time.time())
+    th = [threading.Thread(target=reap, args=(k,), daemon=True) for k in (0, 1)]
+    for t in th:
+        t.start()
+    # the standby's count until it stops growing (1.5 s without change
+    # after the senders ended) or 40 s
+    last, t_last, deadline = -1, time.time(), time.time() + 40
     samples = []
     while time.time() < deadline:
+        done = None not in outs
+        tb = time.time()
         c = count_standby() - base_s
-        now = time.time()
+        now = (tb + time.time()) / 2  # a dump of the cache takes a while
         samples.append((now, c))
         if c != last:
             last, t_last = c, now
-        elif now - t_last > 1.5 and now > t_sent + 1.0:
+        elif done and now - t_last > 1.5:
             break
         time.sleep(poll)
+    for k, p in enumerate(ps):
+        if p.poll() is None:
+            p.kill()
+        th[k].join(5)
+    sent, t_first = 0, None
+    for o, t_exit in (x for x in outs if x):
+        kv = dict(x.split("=", 1) for x in o.split()[1:] if "=" in x) if o.startswith("udpgen") else {}
+        sent += int(kv.get("sent", 0))
+        # its first packet: its exit less the time it spent sending
+        t = t_exit - float(kv.get("seconds", 0))
+        t_first = t if t_first is None else min(t_first, t)
+    t_sent = max(t for _, t in (x for x in outs if x))
     created = count_active() - base_a
-    # time at which the standby reached 99.9% of its final count
     target = last * 0.999
-    t_reach = next(t for t, c in samples if c >= target)
-    el = max(t_reach - t0, 1e-3)
-    return {"sent": sent, "created": created, "replicated": last,
+    t_reach = next((t for t, c in samples if c >= target), t_sent)
+    el = max(t_reach - t_first, 1e-3)
+    t0 = t_first
+    cpu = {n: round(cpu_s(p) - cpu0[n], 2) for n, p in pids.items()}
+    if perf:
+        perf.wait(30)
+    return {"offered": offered, "sent": sent, "created": created, "replicated": last,
             "missing_pct": 100.0 * (created - last) / created if created > 0 else None,
-            "send_s": t_sent - t0, "replicate_s": el, "rate": last / el}
+            "send_s": t_sent - t0, "replicate_s": el, "rate": last / el, "cpu_s": cpu}
+
+
+def sweep(name, start, stop_fn, count_standby, count_active, poll, pids, extra=None):
+    """Offered rates in A.rates order, each on a fresh start; returns
+    {"steps": [...], "best": the passing step with the highest rate}."""
+    steps = []
+    for offered in A.rates:
+        start()
+        try:
+            st = rate_step(offered, count_standby, count_active, poll, pids())
+            if extra:
+                st.update(extra())
+        finally:
+            stop_fn()
+        steps.append(st)
+        log(f"{name}: offered {offered}/s -> {st['rate']:,.0f}/s replicated, "
+            f"{st['replicated']}/{st['created']} ({st['missing_pct']}% missing), sent {st['sent']}, "
+            f"cpu {st['cpu_s']}")
+        ok = st["missing_pct"] is not None and st["missing_pct"] < 0.1
+        st["pass"] = ok
+        # past the knee: sessions missing, or no more replicated than the
+        # step before (the offered rate is no longer the limit)
+        if not ok or (len(steps) > 1 and st["rate"] < 1.05 * steps[-2]["rate"]):
+            break
+    passing = [x for x in steps if x["pass"]]
+    return {"steps": steps, "best": max(passing, key=lambda x: x["rate"]) if passing else None}
 
 
 def server_udp_drop():
@@ -159,26 +247,29 @@ def server_udp_drop():
 
 # ------------------------------------------------------------ Tandem
 
+def node_sessions(sock):
+    r = D.call(sock, D.pb.CtlRequest(seq=1, cmd=D.pb.CtlRequest.STATUS, source="bench_ha"),
+               D.pb.CtlReply)
+    return r.node.sessions
+
+
 def tandem_rate():
     a = argparse.Namespace(tmp=A.tmp, src=A.src, prefix=A.prefix, node=A.node, syncd=A.syncd,
                            quiet=True, n=1, before=1, after=1, json=None)
     r = D.Run(a)
     r.write_configs()
-    try:
-        r.start_pair()
-        log("tandem pair up (fw1 active, fw2 standby)")
-        s1, s2 = r.sock(1, "node"), r.sock(2, "node")
-        res = run_rate(lambda: D.node_digest(s2)["peer"], lambda: D.node_digest(s1)["local"],
-                       A.flows, 0, 0.05)
-        cs = D.show(r.sock(1, "syncd"))
-        pe = [p for p in cs.peers if p.node_id == 2]
-        if pe and pe[0].HasField("ack_p50_us"):
-            res["ack_p50_ms"] = pe[0].ack_p50_us / 1000
-            res["ack_p99_ms"] = pe[0].ack_p99_us / 1000
-        return res
-    finally:
+    for n in (1, 2):  # room for the largest step
+        path = os.path.join(A.tmp, f"node{n}.conf")
+        with open(path) as f:
+            text = f.read()
+        assert "max_sessions = 262144;" in text
+        with open(path, "w") as f:
+            f.write(text.replace("max_sessions = 262144;", "max_sessions = 1048576;"))
+    s1, s2 = r.sock(1, "node"), r.sock(2, "node")
+
+    def stop_pair():
         for name in ("syncd2", "syncd1", "node2", "node1"):
-            p = r.procs.get(name)
+            p = r.procs.pop(name, None)
             if p and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
@@ -187,6 +278,20 @@ def tandem_rate():
                     os.killpg(p.pid, signal.SIGKILL)
         for host in ("fw", "fw2"):
             sh(host, "nft delete table inet tandem", check=False)
+
+    def start():
+        r.start_pair()
+        log("tandem pair up (fw1 active, fw2 standby)")
+
+    def lag():
+        cs = D.show(r.sock(1, "syncd"))
+        pe = [p for p in cs.peers if p.node_id == 2]
+        if pe and pe[0].HasField("ack_p50_us"):
+            return {"ack_p50_ms": pe[0].ack_p50_us / 1000, "ack_p99_ms": pe[0].ack_p99_us / 1000}
+        return {}
+    return sweep("tandem", start, stop_pair, lambda: node_sessions(s2),
+                 lambda: node_sessions(s1), 0.05,
+                 lambda: {n: r.procs[n].pid for n in ("node1", "syncd1", "syncd2", "node2")}, lag)
 
 
 # ------------------------------------------------------------ conntrackd + keepalived
@@ -245,6 +350,12 @@ def ctl(n, opt, timeout=20):
     return subprocess.run(["ip", "netns", "exec", ns("fw" if n == 1 else "fw2"), "conntrackd",
                            "-C", os.path.join(A.tmp, f"ctd{n}.conf"), opt],
                           capture_output=True, text=True, timeout=timeout)
+
+
+def kernel_count(host):
+    """UDP/53 entries in the kernel's conntrack table of host's namespace"""
+    out = sh(host, "conntrack -L -p udp --dport 53 2>/dev/null | wc -l", check=False).stdout.strip()
+    return int(out) if out.isdigit() else 0
 
 
 def ctd_count(n, opt, needle="dport=53 "):
@@ -316,8 +427,12 @@ def ct_lag(samples=40):
 
 
 def ct_rate():
-    res = run_rate(lambda: ctd_count(2, "-e"), lambda: ctd_count(1, "-i"), A.flows, 0, 0.3)
-    return res
+    def start():
+        ct_start()
+
+    return sweep("conntrackd", start, ct_stop, lambda: ctd_count(2, "-e"),
+                 lambda: kernel_count("fw"), 0.3,
+                 lambda: {n: PROCS[n].pid for n in ("ctd1", "ctd2")})
 
 
 def ka_conf(n, advert):
@@ -482,7 +597,8 @@ def cmd_table(a):
         except (OSError, ValueError):
             return {}
     d, r = load(a.drill), load(a.out)
-    tr, cr = r.get("tandem_rate", {}), r.get("ctd_rate", {})
+    tsw, csw = r.get("tandem_rate", {}), r.get("ctd_rate", {})
+    tr, cr = tsw.get("best") or {}, csw.get("best") or {}
     cl = r.get("ctd_lag", {})
     k1, k01 = r.get("ka_1", {}), r.get("ka_0.1", {})
 
@@ -495,7 +611,7 @@ def cmd_table(a):
     def rate(x):
         if not x:
             return "n/a"
-        return (f"{x['rate']:,.0f}/s ({x['replicated']}/{x['created']}, "
+        return (f"{x['rate']:,.0f}/s (offered {x['offered']:,}/s; {x['replicated']}/{x['created']}, "
                 f"{f(x['missing_pct'], '%', 2)} missing)")
 
     def conns(x, total):
@@ -527,11 +643,20 @@ def cmd_table(a):
         print(" | ".join(str(c).ljust(w[i]) for i, c in enumerate(x)).rstrip())
         if x is hdr:
             print("-+-".join("-" * n for n in w))
-    print("  rate: offered load at the senders' maximum (two raw-socket senders); the row is the\n"
-          "  standby's count / time to reach it, not a search for the <0.1%-missing knee (neither\n"
-          "  side missed any); send time: tandem " + f(tr.get("send_s"), " s", 2) + ", conntrackd "
-          + f(cr.get("send_s"), " s", 2) + ". Lag: tandem = syncd sent->applied ack round trip;\n"
-          "  conntrackd = creation -> seen in `conntrackd -e` (bounded below by the poll round).")
+    print("  rate: the best step of the sweep below with < 0.1 % missing; lag: tandem = syncd\n"
+          "  sent->applied ack round trip (last 1024 acks); conntrackd = creation -> seen in\n"
+          "  `conntrackd -e`, one flow at a time (bounded below by the poll round).")
+    print()
+    print("  sweep (offered new flows/s -> replicated/s, replicated/created, missing; tandem ack p50/p99)")
+    for name, sw in (("tandem", tsw), ("conntrackd", csw)):
+        for x in sw.get("steps", []):
+            lag = (f"; ack {x['ack_p50_ms']:.2f}/{x['ack_p99_ms']:.2f} ms" if "ack_p50_ms" in x else "")
+            cpu = x.get("cpu_s") or {}
+            per = (f"; cpu {sum(cpu.values()) / max(x['replicated'], 1) * 1e6:.1f} us/session "
+                   f"({', '.join(f'{k} {v:.2f} s' for k, v in cpu.items())})" if cpu else "")
+            print(f"  {name:10} {x['offered']:>8,} -> {x['rate']:>9,.0f}/s  {x['replicated']:>7}/"
+                  f"{x['created']:<7} {f(x['missing_pct'], '%', 3):>8} missing, sent {x['sent']}"
+                  f" in {x['send_s']:.2f} s{lag}{per}{'' if x.get('pass') else '  (fails)'}")
     for k in (k1, k01):
         for cid, why in k.get("lost", [])[:3]:
             print(f"  keepalived advert {k['advert']} s: lost connection {cid}: {why}")
@@ -552,10 +677,14 @@ def main():
     for k in ("dport", "sport", "count", "pps"):
         b.add_argument("--" + k, type=int)
     r = sub.add_parser("run")
-    for k in ("tmp", "src", "prefix", "node", "syncd", "out", "phases"):
+    for k in ("tmp", "src", "prefix", "node", "syncd", "out", "phases", "udpgen"):
         r.add_argument("--" + k)
-    for k in ("flows", "conns", "before", "after"):
+    for k in ("conns", "before", "after"):
         r.add_argument("--" + k, type=int)
+    r.add_argument("--rates", type=lambda v: [int(x) for x in v.split(",")],
+                   default=[10000, 25000, 50000, 100000, 150000, 200000])
+    r.add_argument("--step-seconds", type=float, default=2.0)
+    r.add_argument("--max-flows", type=int, default=240000)
     t = sub.add_parser("table")
     t.add_argument("--drill")
     t.add_argument("--out")

@@ -14,10 +14,12 @@
 # default heartbeat 100 ms x 3, --json); the rest from bench_ha.py, which
 # imports the drill's own traffic pieces (extracted from drill.sh).
 #
-# Usage (root): bash tests/bench/bench_ha.sh [--build DIR] [--flows N]
+# Usage (root): bash tests/bench/bench_ha.sh [--build DIR] [--rates LIST]
 #   [--conns N] [--phases LIST]
-#   --build DIR   tandem-node and syncd/tandem-syncd [SRC/build]
-#   --flows N     UDP flows per client (two clients) for the rate row [30000], 1000..100000
+#   --build DIR   tandem-node, syncd/tandem-syncd and (with -Dbench=true)
+#                 tests/bench/udpgen [SRC/build]; udpgen is compiled here if missing
+#   --rates LIST  offered new flows/s of the replication sweep, comma list,
+#                 each 1000..1000000 [10000,25000,50000,100000,150000,200000]
 #   --conns N     long-lived TCP connections in each failover [10], 1..200
 #   --phases L    comma list of drill,tandem,ctd,ka1,ka0.1 [all]
 # Environment: TDM_LAB_PREFIX [tdm-bha-].
@@ -36,19 +38,21 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 export TDM_LAB_PREFIX=${TDM_LAB_PREFIX:-tdm-bha-}
 P=$TDM_LAB_PREFIX
 PY=/usr/bin/python3
-BUILD="$SRC/build" FLOWS=30000 CONNS=10 PHASES=drill,tandem,ctd,ka1,ka0.1
+BUILD="$SRC/build" RATES=10000,25000,50000,100000,150000,200000 CONNS=10 PHASES=drill,tandem,ctd,ka1,ka0.1
 usage() { sed -n '/^# Usage/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build) BUILD=${2:?}; shift ;;
-	--flows) FLOWS=${2:?}; shift ;;
+	--rates) RATES=${2:?}; shift ;;
 	--conns) CONNS=${2:?}; shift ;;
 	--phases) PHASES=${2:?}; shift ;;
 	*) usage ;;
 	esac
 	shift
 done
-[[ $FLOWS =~ ^[0-9]+$ ]] && [ "$FLOWS" -ge 1000 ] && [ "$FLOWS" -le 100000 ] || usage
+for r in ${RATES//,/ }; do
+	[[ $r =~ ^[0-9]+$ ]] && [ "$r" -ge 1000 ] && [ "$r" -le 1000000 ] || usage
+done
 [[ $CONNS =~ ^[0-9]+$ ]] && [ "$CONNS" -ge 1 ] && [ "$CONNS" -le 200 ] || usage
 NODE=${TANDEM_NODE:-$BUILD/tandem-node}
 SYNCD=${TANDEM_SYNCD:-$BUILD/syncd/tandem-syncd}
@@ -58,9 +62,10 @@ if [ "$(id -u)" != 0 ]; then
 	exit 77
 fi
 [ -x "$NODE" ] && [ -x "$SYNCD" ] || { echo "bench_ha: no tandem-node/tandem-syncd under $BUILD" >&2; exit 1; }
-if ! command -v conntrackd >/dev/null || ! command -v keepalived >/dev/null; then
-	echo "bench_ha: installing conntrackd keepalived" >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y conntrackd keepalived >/dev/null
+if ! command -v conntrackd >/dev/null || ! command -v keepalived >/dev/null ||
+	! command -v conntrack >/dev/null; then
+	echo "bench_ha: installing conntrackd keepalived conntrack" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y conntrackd keepalived conntrack >/dev/null
 fi
 
 tmp=$(mktemp -d /tmp/tandem-bha.XXXXXX)
@@ -86,6 +91,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+UDPGEN=$BUILD/tests/bench/udpgen
+if [ ! -x "$UDPGEN" ]; then
+	UDPGEN=$tmp/udpgen
+	cc -O2 -std=gnu11 -Wall -Wextra -Werror -o "$UDPGEN" "$SRC/tests/bench/udpgen.c"
+fi
+
 # the drill's orchestrator and traffic pieces, as a module for bench_ha.py
 sed -n '/^cat >"\$tmp\/drill.py" <<.PY.$/,/^PY$/p' "$SRC/deploy/drill.sh" | sed '1d;$d' >"$tmp/drill.py"
 grep -q '^class Run' "$tmp/drill.py" || { echo "bench_ha: could not extract drill.py" >&2; exit 1; }
@@ -102,9 +113,9 @@ fi
 rest=${PHASES//drill/}
 if [ -n "${rest//,/}" ]; then
 	$PY "$SRC/tests/bench/bench_ha.py" run --tmp "$tmp" --src "$SRC" --prefix "$P" --node "$NODE" \
-		--syncd "$SYNCD" --out "$tmp/bench.json" --phases "$PHASES" --flows "$FLOWS" \
+		--syncd "$SYNCD" --out "$tmp/bench.json" --phases "$PHASES" --rates "$RATES" --udpgen "$UDPGEN" \
 		--conns "$CONNS" --before 2 --after 3 || echo "bench_ha: bench_ha.py exit $?" >&2
 fi
 echo
-echo "== Tandem vs conntrackd + keepalived (pair lab ${P}*, one run; flows $((2 * FLOWS)), conns $CONNS)"
+echo "== Tandem vs conntrackd + keepalived (pair lab ${P}*, one run; offered rates $RATES, conns $CONNS)"
 $PY "$SRC/tests/bench/bench_ha.py" table --drill "$tmp/drill.json" --out "$tmp/bench.json"

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tandem.pb-c.h"
@@ -142,6 +143,101 @@ static void strip_refuses_malformed_input(void **state)
 	buf_free(&o);
 }
 
+/* A SyncStream packed by protobuf-c (two batches, flags, dropped), read in
+ * place: every event's type, id, remaining_ms and session bytes. */
+static void events_read_in_place_match_protobuf_c(void **state)
+{
+	(void)state;
+	enum { N = 40 };
+	uint8_t sp[N][512];
+	Tandem__Session *ss[N];
+	Tandem__SessionEvent evs[N], *pe[N];
+	for (int i = 0; i < N; i++) {
+		size_t n = session(sp[i], 1000 + (uint64_t)i, (uint32_t)i * 7919u);
+		ss[i] = tandem__session__unpack(NULL, n, sp[i]);
+		assert_non_null(ss[i]);
+		tandem__session_event__init(&evs[i]);
+		evs[i].type = (Tandem__SessionEvent__Type)(i % 5);
+		evs[i].session = ss[i];
+		pe[i] = &evs[i];
+	}
+	Tandem__EventBatch eb = TANDEM__EVENT_BATCH__INIT;
+	eb.n_events = N;
+	eb.events = pe;
+	Tandem__SyncStream m = TANDEM__SYNC_STREAM__INIT;
+	m.events = &eb;
+	m.has_bulk_end = true;
+	m.bulk_end = true;
+	m.has_dropped = true;
+	m.dropped = 300000;
+	size_t len = tandem__sync_stream__get_packed_size(&m);
+	uint8_t *buf = malloc(len);
+	assert_non_null(buf);
+	tandem__sync_stream__pack(&m, buf);
+
+	uint64_t v[5] = {0};
+	unsigned seen;
+	assert_int_equal(pb_scan(buf, len, 1, v, 5, &seen), 1);
+	assert_true(seen & 1u << 3);
+	assert_false(seen & 1u << 2);
+	assert_int_equal(v[3], 1);
+	assert_int_equal(v[4], 300000);
+
+	struct pb_events it;
+	struct pb_event ev;
+	pb_events_begin(&it, buf, len, 1);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(pb_events_next(&it, &ev), 1);
+		assert_int_equal(ev.type, (unsigned)(i % 5));
+		assert_int_equal(ev.id, 1000 + (uint64_t)i);
+		assert_int_equal(ev.remaining_ms, (uint32_t)i * 7919u);
+		Tandem__Session *back = tandem__session__unpack(NULL, ev.session_len, ev.session);
+		assert_non_null(back);
+		assert_int_equal(back->key->port0, 40312);
+		tandem__session__free_unpacked(back, NULL);
+	}
+	assert_int_equal(pb_events_next(&it, &ev), 0);
+
+	/* every truncation: no read past the end, no event invented */
+	for (size_t cut = 0; cut < len; cut++) {
+		int got, n_ok = 0;
+		pb_scan(buf, cut, 1, v, 5, &seen);
+		pb_events_begin(&it, buf, cut, 1);
+		while ((got = pb_events_next(&it, &ev)) != 0) {
+			if (got == 1)
+				n_ok++;
+			assert_true(n_ok <= N);
+		}
+	}
+	/* an event whose session lacks an id is skipped, the next one read */
+	struct buf b = {0}, sess = {0}, msg = {0};
+	uint8_t p[512];
+	size_t n = session(p, 42, 5);
+	pb_strip_field(p, n, 1, &sess); /* no Session.id */
+	pb_put_len_hdr(&b, 1, 2 + pb_len_field_size(2, sess.len));
+	pb_put_varint(&b, 1, 0);
+	pb_put_len(&b, 2, sess.p, sess.len);
+	pb_put_len_hdr(&b, 1, 2 + pb_len_field_size(2, n));
+	pb_put_varint(&b, 1, 2);
+	pb_put_len(&b, 2, p, n);
+	pb_put_len(&msg, 1, b.p, b.len);
+	pb_events_begin(&it, msg.p, msg.len, 1);
+	assert_int_equal(pb_events_next(&it, &ev), -EINVAL);
+	assert_int_equal(pb_events_next(&it, &ev), 1);
+	assert_int_equal(ev.id, 42);
+	assert_int_equal(ev.type, 2);
+	assert_int_equal(pb_events_next(&it, &ev), 0);
+	/* a malformed top level is refused by the scan */
+	uint8_t bad[3] = {1 << 3 | 2, 50, 0};
+	assert_int_equal(pb_scan(bad, sizeof(bad), 1, v, 5, &seen), -EPROTO);
+	buf_free(&b);
+	buf_free(&sess);
+	buf_free(&msg);
+	free(buf);
+	for (int i = 0; i < N; i++)
+		tandem__session__free_unpacked(ss[i], NULL);
+}
+
 static void varint_lengths(void **state)
 {
 	(void)state;
@@ -193,6 +289,7 @@ int main(void)
 		cmocka_unit_test(peer_msg_and_apply_request_wrap_the_batch),
 		cmocka_unit_test(flags_and_ack_as_peer_msg),
 		cmocka_unit_test(strip_refuses_malformed_input),
+		cmocka_unit_test(events_read_in_place_match_protobuf_c),
 		cmocka_unit_test(varint_lengths),
 		cmocka_unit_test(arena_unpacks_and_resets),
 		cmocka_unit_test(buffer_consume_keeps_the_rest),
