@@ -278,6 +278,7 @@ def tandem_rate():
                     os.killpg(p.pid, signal.SIGKILL)
         for host in ("fw", "fw2"):
             sh(host, "nft delete table inet tandem", check=False)
+        reset_lab()  # a clean stop hands the addresses to fw2 first
 
     def start():
         r.start_pair()
@@ -611,6 +612,10 @@ def reset_lab():
                            capture_output=True)
     subprocess.run(["bash", os.path.join(A.src, "deploy/lab.sh"), "up", "--pair"],
                    capture_output=True, check=True, timeout=120)
+    # no host keeps the MAC of the node that held the addresses last (a
+    # stopped pair's last active may have been fw2)
+    for host in ("c1", "c2", "srv"):
+        sh(host, "ip neigh flush all; ip -6 neigh flush all; true", check=False)
 
 
 # ------------------------------------------------------------ table
@@ -740,6 +745,7 @@ def main():
             log(f"tandem: {res['tandem_rate']}")
         if "ctd" in phases:
             log("conntrackd: lag and replication rate")
+            reset_lab()
             ct_start()
             lags = ct_lag()
             res["ctd_lag"] = {"n": len(lags), "p50_ms": pct(lags, 0.5), "p99_ms": pct(lags, 0.99),
