@@ -142,9 +142,14 @@ def gen(host, src, flows, pps, seconds):
 
 
 def cpu_s(pid):
-    """user + system CPU seconds of a process (threads included)"""
+    """user + system CPU seconds of a process (threads included); a
+    string "PID/main" reads its main thread alone"""
+    path = f"/proc/{pid}/stat"
+    if isinstance(pid, str):
+        p = pid.split("/")[0]
+        path = f"/proc/{p}/task/{p}/stat"
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path) as f:
             v = f.read().rsplit(")", 1)[1].split()
         return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
@@ -292,7 +297,8 @@ def tandem_rate():
         return {}
     return sweep("tandem", start, stop_pair, lambda: node_sessions(s2),
                  lambda: node_sessions(s1), 0.05,
-                 lambda: {n: r.procs[n].pid for n in ("node1", "syncd1", "syncd2", "node2")}, lag)
+                 lambda: dict({n: r.procs[n].pid for n in ("node1", "syncd1", "syncd2", "node2")},
+                              **{"node1-main": f"{r.procs['node1'].pid}/main"}), lag)
 
 
 # ------------------------------------------------------------ conntrackd + keepalived
@@ -668,15 +674,39 @@ def cmd_table(a):
          conns(k1, k1.get("connections")), conns(k01, k01.get("connections")),
          "target 0 lost: " + ("met" if d and d["survived"] == d["connections"] else "NOT met")),
     ]
+    def repl_cpu(x, names):
+        c = (x or {}).get("cpu_s") or {}
+        if not x or not all(n in c for n in names) or not x.get("replicated"):
+            return None
+        return sum(c[n] for n in names) / x["replicated"] * 1e6
+    tcpu = repl_cpu(tr, ("syncd1", "syncd2", "node1-main", "node2"))
+    ccpu = repl_cpu(cr, ("ctd1", "ctd2"))
+    rows.insert(1, ("replication CPU per session", f(tcpu, " us", 1) + " (syncd x2, node1 main thread, node2)",
+                    f(ccpu, " us", 1) + " (conntrackd x2)", "(same run)",
+                    f"{ccpu / tcpu:.1f}x less CPU" if tcpu and ccpu else ""))
+    # tandem's lag at the load conntrackd peaked at: the first step at
+    # least that rate
+    same = next((x for x in tsw.get("steps", []) if cr.get("rate") and
+                 x["rate"] >= cr["rate"] and "ack_p99_ms" in x), None)
+    if same:
+        rows.insert(5, (f"lag p50/p99 at {same['rate']:,.0f} new/s", f"{same['ack_p50_ms']:.1f}/"
+                        f"{same['ack_p99_ms']:.1f} ms (ack)", "", "",
+                        "(>= conntrackd's best rate) target < 5 ms: "
+                        + ("met" if same["ack_p99_ms"] < 5 else "NOT met")))
     hdr = ("measure", "tandem", "conntrackd+keepalived (advert 1 s)", "(advert 0.1 s)", "ratio / target")
     w = [max(len(str(x[i])) for x in rows + [hdr]) for i in range(5)]
     for x in [hdr] + rows:
         print(" | ".join(str(c).ljust(w[i]) for i, c in enumerate(x)).rstrip())
         if x is hdr:
             print("-+-".join("-" * n for n in w))
-    print("  rate: the best step of the sweep below with < 0.1 % missing; lag: tandem = syncd\n"
-          "  sent->applied ack round trip (last 1024 acks); conntrackd = creation -> seen in\n"
-          "  `conntrackd -e`, one flow at a time (bounded below by the poll round).")
+    print("  rate: the best step of the sweep below with < 0.1 % missing; `sent ... in` shows when\n"
+          "  the senders themselves were slowed (they share the machine's cores with both pairs'\n"
+          "  daemons, and their system calls carry the forwarding path). Replication CPU: the\n"
+          "  processes' user+system time in that step / sessions replicated (tandem's node1 main\n"
+          "  thread drains the event rings; its workers, the data path, are not counted; node2\n"
+          "  only applies). Lag: tandem = syncd sent->applied ack round trip (last 1024 acks);\n"
+          "  conntrackd = creation -> seen in `conntrackd -e`, one flow at a time (bounded below\n"
+          "  by the poll round).")
     print()
     print("  sweep (offered new flows/s -> replicated/s, replicated/created, missing; tandem ack p50/p99)")
     for name, sw in (("tandem", tsw), ("conntrackd", csw)):
