@@ -796,18 +796,17 @@ static void node_event(struct repl *r, const struct pb_event *e, uint64_t now)
 		r->st.bad_events++;
 		return;
 	}
-	const struct pb_event *s = e;
 	if (is_end(e->type)) {
-		struct mirror_ent *me = mirror_get(r->m, s->id);
+		struct mirror_ent *me = mirror_get(r->m, e->id);
 		if (me && me->origin == MIRROR_LOCAL)
-			mirror_del(r->m, s->id);
+			mirror_del(r->m, e->id);
 	} else {
 		/* a dump only describes the table: who else holds a session
 		 * stays known; a live event is a change the peers need */
-		struct mirror_ent *me = r->node_bulk ? mirror_get(r->m, s->id) : NULL;
+		struct mirror_ent *me = r->node_bulk ? mirror_get(r->m, e->id) : NULL;
 		uint16_t held = me && me->origin == MIRROR_LOCAL ? me->held_by : 0;
-		if (mirror_put(r->m, s->id, MIRROR_LOCAL, r->sess.p, r->sess.len,
-			       now + s->remaining_ms, r->node_gen, &me) < 0)
+		if (mirror_put(r->m, e->id, MIRROR_LOCAL, r->sess.p, r->sess.len,
+			       now + e->remaining_ms, r->node_gen, &me) < 0)
 			/* out of memory: the mirror misses it; a later bulk
 			 * is the only repair */
 			r->st.bad_events++;
@@ -822,8 +821,8 @@ static void node_event(struct repl *r, const struct pb_event *e, uint64_t now)
 			continue; /* it gets everything with its (first) bulk */
 		if (!p->batch_n)
 			p->batch_t0 = now;
-		if (pb_put_event(&p->batch, EB_EVENTS, (unsigned)e->type, r->sess.p,
-				 r->sess.len, s->remaining_ms) < 0) {
+		if (pb_put_event(&p->batch, EB_EVENTS, e->type, r->sess.p,
+				 r->sess.len, e->remaining_ms) < 0) {
 			p->need_full = true;
 			continue;
 		}
@@ -844,12 +843,10 @@ void repl_node_stream(struct repl *r, const uint8_t *d, size_t n)
 		r->st.bad_events++;
 		return;
 	}
-	struct {
-		bool bulk_begin, bulk_end, has_dropped;
-		uint64_t dropped;
-	} mm = {(seen & 1u << 2) && v[2], (seen & 1u << 3) && v[3],
-		(seen & 1u << 4) != 0, v[4]}, *m = &mm;
-	if (m->bulk_begin) {
+	bool bulk_begin = (seen & 1u << 2) && v[2], bulk_end = (seen & 1u << 3) && v[3];
+	bool has_dropped = seen & 1u << 4;
+	uint64_t dropped = v[4];
+	if (bulk_begin) {
 		r->node_bulk = true;
 		r->node_gen++;
 	}
@@ -865,7 +862,7 @@ void repl_node_stream(struct repl *r, const uint8_t *d, size_t n)
 				node_event(r, &ev, now);
 		}
 	}
-	if (m->bulk_end && r->node_bulk) {
+	if (bulk_end && r->node_bulk) {
 		r->node_bulk = false;
 		r->st.node_bulks++;
 		uint32_t slots = mirror_slots(r->m);
@@ -885,8 +882,8 @@ void repl_node_stream(struct repl *r, const uint8_t *d, size_t n)
 				p->need_full = true;
 		}
 	}
-	if (m->has_dropped) {
-		if (r->dropped_known && m->dropped > r->node_dropped &&
+	if (has_dropped) {
+		if (r->dropped_known && dropped > r->node_dropped &&
 		    now - r->last_node_bulk_ms >= NODE_BULK_MIN_MS &&
 		    !r->node_bulk) {
 			/* the node lost events: read its table again */
@@ -894,7 +891,7 @@ void repl_node_stream(struct repl *r, const uint8_t *d, size_t n)
 			r->last_node_bulk_ms = now;
 			node_link_bulk(r->nl);
 		}
-		r->node_dropped = m->dropped;
+		r->node_dropped = dropped;
 		r->dropped_known = true;
 	}
 	/* the node already batched these (its drain interval): with
