@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "pbwire.h"
+#include "sess_wire.h"
 #include "tandem.pb-c.h"
 
 #define FRAME_MAX (16u << 20)
@@ -245,30 +247,6 @@ static void reply_error(struct conn *c, uint64_t seq, int status,
 
 /* ---- sessions to the wire (the one place wire enums are converted) ---- */
 
-static Tandem__SessionState state_to_wire(uint8_t st)
-{
-	switch ((enum sess_state)st) {
-	case SS_TCP_SYN_SENT: return TANDEM__SESSION_STATE__SS_TCP_SYN_SENT;
-	case SS_TCP_SYN_RECV: return TANDEM__SESSION_STATE__SS_TCP_SYN_RECV;
-	case SS_TCP_ESTABLISHED: return TANDEM__SESSION_STATE__SS_TCP_ESTABLISHED;
-	case SS_TCP_WAIT: return TANDEM__SESSION_STATE__SS_TCP_WAIT;
-	case SS_TCP_TIME_WAIT: return TANDEM__SESSION_STATE__SS_TCP_TIME_WAIT;
-	case SS_TCP_CLOSED: return TANDEM__SESSION_STATE__SS_TCP_CLOSED;
-	case SS_UDP: return TANDEM__SESSION_STATE__SS_UDP;
-	case SS_UDP_REPLIED: return TANDEM__SESSION_STATE__SS_UDP_REPLIED;
-	case SS_ICMP: return TANDEM__SESSION_STATE__SS_ICMP;
-	case SS_OTHER: return TANDEM__SESSION_STATE__SS_OTHER;
-	default: return TANDEM__SESSION_STATE__SS_UNKNOWN;
-	}
-}
-
-static int state_from_wire(Tandem__SessionState w)
-{
-	for (int s = 1; s < SS_MAX; s++)
-		if (state_to_wire((uint8_t)s) == w)
-			return s;
-	return -1;
-}
 
 /* Everything a reply's session needs, in one allocation per session. */
 struct wire_sess {
@@ -295,7 +273,7 @@ static void sess_to_wire(struct wire_sess *w, const struct sess_copy *c,
 	w->k.zone = s->key.zone;
 	w->s.id = s->id;
 	w->s.key = &w->k;
-	w->s.state = state_to_wire(s->state);
+	w->s.state = sess_state_to_wire(s->state);
 	w->s.flags = s->flags;
 	w->s.rule = s->rule;
 	w->s.rule_name = s->rule < cfg->n_rules ? cfg->rules[s->rule].name : "-";
@@ -403,7 +381,7 @@ static int filter_from_wire(const Tandem__Filter *w, const struct node_conf *nc,
 		}
 	}
 	if (w->has_state) {
-		int st = state_from_wire(w->state);
+		int st = sess_state_from_wire(w->state);
 		if (st < 0) {
 			snprintf(err, errlen, "unknown state");
 			return 400;
@@ -653,17 +631,6 @@ static Tandem__SessionEvent__Type type_to_wire(uint8_t t)
 	}
 }
 
-static uint8_t type_from_wire(Tandem__SessionEvent__Type t)
-{
-	switch (t) {
-	case TANDEM__SESSION_EVENT__TYPE__CREATE: return SYNC_CREATE;
-	case TANDEM__SESSION_EVENT__TYPE__STATE: return SYNC_STATE;
-	case TANDEM__SESSION_EVENT__TYPE__REFRESH: return SYNC_REFRESH;
-	case TANDEM__SESSION_EVENT__TYPE__EXPIRE: return SYNC_EXPIRE;
-	default: return SYNC_DELETE;
-	}
-}
-
 static void send_stream(struct ctl *c, Tandem__SyncStream *m)
 {
 	send_msg(c->subscriber, &m->base);
@@ -739,17 +706,23 @@ static void set_subscribed(struct ctl *c, bool on)
 	}
 }
 
-static struct req *new_req(struct conn *cn, const Tandem__CtlRequest *q)
+static struct req *new_req_cmd(struct conn *cn, uint64_t seq, int cmd)
 {
 	struct req *r = calloc(1, sizeof(*r));
 	if (!r) {
-		reply_error(cn, q ? q->seq : 0, 500, "out of memory");
+		reply_error(cn, seq, 500, "out of memory");
 		return NULL;
 	}
 	r->c = cn;
-	r->seq = q ? q->seq : 0;
-	r->cmd = q ? q->cmd : TANDEM__CTL_REQUEST__CMD__SYNC_BULK;
+	r->seq = seq;
+	r->cmd = cmd;
 	return r;
+}
+
+static struct req *new_req(struct conn *cn, const Tandem__CtlRequest *q)
+{
+	return new_req_cmd(cn, q ? q->seq : 0,
+			   q ? (int)q->cmd : TANDEM__CTL_REQUEST__CMD__SYNC_BULK);
 }
 
 /* Post the jobs of r (already filled) to every shard. */
@@ -819,94 +792,60 @@ static void do_subscribe(struct ctl *c, struct conn *cn, uint64_t seq)
 	start_bulk(c);
 }
 
-static int session_from_wire(const Tandem__Session *w,
-			     const struct node_conf *nc, uint64_t now_ms,
-			     struct peer_rec *out)
-{
-	const Tandem__SessionKey *k = w->key;
-	if (!k || k->addr0.len != 16 || k->addr1.len != 16 ||
-	    (k->family != 4 && k->family != 6) || k->proto > 255 ||
-	    k->port0 > 65535 || k->port1 > 65535 || k->zone > 65535)
-		return -EINVAL;
-	int st = state_from_wire(w->state);
-	if (st < 0 || w->mode > 3 || w->flags > 255 ||
-	    w->rule >= nc->cfg->n_rules)
-		return -EINVAL;
-	memset(out, 0, sizeof(*out));
-	struct sess *s = &out->s;
-	memcpy(s->key.addr[0], k->addr0.data, 16);
-	memcpy(s->key.addr[1], k->addr1.data, 16);
-	s->key.port[0] = (uint16_t)k->port0;
-	s->key.port[1] = (uint16_t)k->port1;
-	s->key.zone = (uint16_t)k->zone;
-	s->key.proto = (uint8_t)k->proto;
-	s->key.family = (uint8_t)k->family;
-	s->id = w->id;
-	s->state = (uint8_t)st;
-	s->flags = (uint8_t)w->flags;
-	s->rule = (uint16_t)w->rule;
-	s->mode = (uint8_t)w->mode;
-	s->pkts[0] = (uint32_t)w->pkts0;
-	s->pkts[1] = (uint32_t)w->pkts1;
-	s->bytes[0] = w->bytes0;
-	s->bytes[1] = w->bytes1;
-	s->wscale = w->has_wscale ? (uint8_t)w->wscale : 0;
-	s->created = (uint32_t)(now_ms / 1000u) - (w->has_age_s ? w->age_s : 0);
-	s->iface[0] = w->iface0 ? config_iface_id(nc->cfg, w->iface0) : 0;
-	s->iface[1] = w->iface1 ? config_iface_id(nc->cfg, w->iface1) : 0;
-	if (w->tcp0) {
-		s->tcp[0].end = w->tcp0->end;
-		s->tcp[0].maxend = w->tcp0->maxend;
-		s->tcp[0].maxwin = w->tcp0->maxwin;
-	}
-	if (w->tcp1) {
-		s->tcp[1].end = w->tcp1->end;
-		s->tcp[1].maxend = w->tcp1->maxend;
-		s->tcp[1].maxwin = w->tcp1->maxwin;
-	}
-	out->remaining_ms = w->remaining_ms;
-	return 0;
-}
+/* CtlRequest fields read in place (proto/tandem.proto) */
+enum { CQ_SEQ = 1, CQ_CMD = 2, CQ_EVENTS = 7 };
 
-static void do_apply(struct ctl *c, struct conn *cn, const Tandem__CtlRequest *q)
+/* SYNC_APPLY read where it lies (pbwire.h, sess_wire.h): the same jobs as
+ * do_apply without protobuf-c's unpack (one allocation per field of every
+ * event, most of a standby's time per applied session). An event that is
+ * not well-formed or not valid is counted as refused and the rest are
+ * applied; a malformed batch ends the reading there. */
+static void do_apply_packed(struct ctl *c, struct conn *cn, uint64_t seq,
+			    const uint8_t *in, size_t len)
 {
-	const Tandem__EventBatch *b = q->events;
-	size_t n = b ? b->n_events : 0;
-	struct req *r = new_req(cn, q);
+	struct req *r = new_req_cmd(cn, seq, TANDEM__CTL_REQUEST__CMD__SYNC_APPLY);
 	if (!r || !alloc_jobs(c, r, JOB_APPLY))
 		return;
-	uint32_t *count = calloc(c->nshards, sizeof(uint32_t));
-	for (unsigned i = 0; count && i < c->nshards; i++) {
-		r->jobs[i].apply = calloc(n ? n : 1, sizeof(struct peer_rec));
-		if (!r->jobs[i].apply) {
-			free(count);
-			count = NULL;
-		}
-	}
-	if (!count) {
-		reply_error(cn, q->seq, 500, "out of memory");
+	uint32_t *cap = calloc(c->nshards, sizeof(*cap));
+	if (!cap) {
+		reply_error(cn, seq, 500, "out of memory");
 		free_req(r, c->nshards);
 		return;
 	}
 	uint64_t now = clock_now_ms(), bad = 0;
-	for (size_t k = 0; k < n; k++) {
+	struct pb_events it;
+	struct pb_event ev;
+	int got;
+	pb_events_begin(&it, in, len, CQ_EVENTS);
+	while ((got = pb_events_next(&it, &ev)) != 0) {
 		struct peer_rec pr;
-		const Tandem__SessionEvent *e = b->events[k];
-		if (!e->session || session_from_wire(e->session, c->cur, now, &pr) < 0) {
+		if (got < 0 || peer_rec_from_bytes(ev.session, ev.session_len,
+						   c->cur->cfg, now, &pr) < 0) {
 			bad++;
 			continue;
 		}
-		pr.type = type_from_wire(e->type);
+		pr.type = sync_type_from_wire(ev.type);
 		unsigned sh = pipeline_shard_of_addrs(pr.s.key.family,
 						      pr.s.key.addr[0],
 						      pr.s.key.addr[1], c->nshards);
-		r->jobs[sh].apply[count[sh]++] = pr;
+		struct ctl_job *j = &r->jobs[sh];
+		if (j->n_apply == cap[sh]) {
+			uint32_t nc = cap[sh] ? cap[sh] * 2 : 256;
+			struct peer_rec *na = realloc(j->apply, nc * sizeof(*na));
+			if (!na) {
+				reply_error(cn, seq, 500, "out of memory");
+				free(cap);
+				free_req(r, c->nshards);
+				return;
+			}
+			j->apply = na;
+			cap[sh] = nc;
+		}
+		j->apply[j->n_apply++] = pr;
 	}
-	for (unsigned i = 0; i < c->nshards; i++) {
-		r->jobs[i].n_apply = count[i];
+	free(cap);
+	for (unsigned i = 0; i < c->nshards; i++)
 		r->jobs[i].peer_wins = strcmp(c->role, "standby") == 0;
-	}
-	free(count);
 	r->limit = (uint32_t)bad; /* reported as refused */
 	post_jobs(c, r);
 }
@@ -1227,9 +1166,7 @@ static void handle(struct ctl *c, struct conn *cn, const Tandem__CtlRequest *q)
 		}
 		start_bulk(c);
 		return;
-	case TANDEM__CTL_REQUEST__CMD__SYNC_APPLY:
-		do_apply(c, cn, q);
-		return;
+	/* SYNC_APPLY never gets here: on_read reads it in place */
 	case TANDEM__CTL_REQUEST__CMD__SYNC_DIGEST:
 		sync_cmd(c, cn, q, JOB_DIGEST);
 		return;
@@ -1321,8 +1258,19 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		}
 		if (cn->len - off - 4 < len)
 			break;
-		Tandem__CtlRequest *q = tandem__ctl_request__unpack(NULL, len, p + 4);
 		off += 4 + len;
+		/* a SYNC_APPLY (seq and cmd present) is read in place */
+		uint64_t qv[CQ_CMD + 1] = {0};
+		unsigned seen = 0;
+		if (pb_scan(p + 4, len, CQ_EVENTS, qv, CQ_CMD + 1, &seen) >= 0 &&
+		    (seen & (1u << CQ_SEQ | 1u << CQ_CMD)) == (1u << CQ_SEQ | 1u << CQ_CMD) &&
+		    qv[CQ_CMD] == TANDEM__CTL_REQUEST__CMD__SYNC_APPLY) {
+			do_apply_packed(cn->ctl, cn, qv[CQ_SEQ], p + 4, len);
+			if (cn->closing)
+				return;
+			continue;
+		}
+		Tandem__CtlRequest *q = tandem__ctl_request__unpack(NULL, len, p + 4);
 		if (!q) {
 			reply_error(cn, 0, 400, "malformed request");
 			conn_close(cn);

@@ -27,7 +27,7 @@
 #include "repl.h"
 #include "role.h"
 #include "vip.h"
-#include "wire.h"
+#include "pbwire.h"
 
 #define TICK_MS 10
 #define NODE_TIMEOUT_MS 10000

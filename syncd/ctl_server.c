@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "wire.h"
+#include "pbwire.h"
 
 struct sconn;
 

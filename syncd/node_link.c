@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "clock.h"
-#include "wire.h"
+#include "pbwire.h"
 
 #define RETRY_MS 250
 

@@ -36,7 +36,7 @@
 #include "sconf.h"
 #include "sync_msg.h"
 #include "tandem.pb-c.h"
-#include "wire.h"
+#include "pbwire.h"
 
 enum peer_path { PATH_SYNC, PATH_DATA };
 

@@ -16,7 +16,7 @@
 
 #include "clock.h"
 #include "mirror.h"
-#include "wire.h"
+#include "pbwire.h"
 
 #define BULK_WINDOW (8u << 20)    /* unacknowledged bytes a bulk may have */
 #define CHUNK_CLOSE (1u << 20)    /* an apply request closes above this */

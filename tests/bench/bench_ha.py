@@ -168,6 +168,16 @@ def rate_step(offered, count_standby, count_active, poll, pids):
                                  os.path.join(os.environ["BHA_PERF"], f"perf-{offered}.data"),
                                  "--", "sleep", str(A.step_seconds)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pstat = None
+    if os.environ.get("BHA_PERFSTAT"):  # system call and scheduler counts, whole machine
+        pstat = subprocess.Popen(["perf", "stat", "-a", "--per-thread", "-e",
+                                  "syscalls:sys_enter_recvmmsg,syscalls:sys_enter_sendto,"
+                                  "syscalls:sys_enter_write,syscalls:sys_enter_read,"
+                                  "sched:sched_switch,sched:sched_wakeup",
+                                  "-o", os.path.join(os.environ["BHA_PERFSTAT"],
+                                                     f"stat-{offered}.txt"),
+                                  "--", "sleep", str(A.step_seconds)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ps = [gen("c1", "10.1.100.1", flows, offered // 2, A.step_seconds),
           gen("c2", "10.1.200.1", flows, offered // 2, A.step_seconds)]
     outs = [None, None]
@@ -213,6 +223,8 @@ def rate_step(offered, count_standby, count_active, poll, pids):
     cpu = {n: round(cpu_s(p) - cpu0[n], 2) for n, p in pids.items()}
     if perf:
         perf.wait(30)
+    if pstat:
+        pstat.wait(30)
     return {"offered": offered, "sent": sent, "created": created, "replicated": last,
             "missing_pct": 100.0 * (created - last) / created if created > 0 else None,
             "send_s": t_sent - t0, "replicate_s": el, "rate": last / el, "cpu_s": cpu}
@@ -269,7 +281,11 @@ def tandem_rate():
             text = f.read()
         assert "max_sessions = 262144;" in text
         with open(path, "w") as f:
-            f.write(text.replace("max_sessions = 262144;", "max_sessions = 1048576;"))
+            text = text.replace("max_sessions = 262144;", "max_sessions = 1048576;")
+            if A.queues:
+                assert "queues = 2;" in text
+                text = text.replace("queues = 2;", f"queues = {A.queues};")
+            f.write(text)
     s1, s2 = r.sock(1, "node"), r.sock(2, "node")
 
     def stop_pair():
@@ -745,6 +761,7 @@ def main():
     r.add_argument("--rates", type=lambda v: [int(x) for x in v.split(",")],
                    default=[10000, 25000, 50000, 100000, 150000, 200000])
     r.add_argument("--step-seconds", type=float, default=2.0)
+    r.add_argument("--queues", type=int, default=0)
     r.add_argument("--max-flows", type=int, default=240000)
     t = sub.add_parser("table")
     t.add_argument("--drill")

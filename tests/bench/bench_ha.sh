@@ -114,7 +114,7 @@ rest=${PHASES//drill/}
 if [ -n "${rest//,/}" ]; then
 	$PY "$SRC/tests/bench/bench_ha.py" run --tmp "$tmp" --src "$SRC" --prefix "$P" --node "$NODE" \
 		--syncd "$SYNCD" --out "$tmp/bench.json" --phases "$PHASES" --rates "$RATES" --udpgen "$UDPGEN" \
-		--conns "$CONNS" --before 2 --after 3 || echo "bench_ha: bench_ha.py exit $?" >&2
+		--conns "$CONNS" --before 2 --after 3 ${BHA_QUEUES:+--queues $BHA_QUEUES} || echo "bench_ha: bench_ha.py exit $?" >&2
 fi
 echo
 echo "== Tandem vs conntrackd + keepalived (pair lab ${P}*, one run; offered rates $RATES, conns $CONNS)"

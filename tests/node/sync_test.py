@@ -186,6 +186,30 @@ def main():
             remaining_ms=1000))
         r = b.call(pb.CtlRequest.SYNC_APPLY, events=pb.EventBatch(events=[bad]))
         check("malformed_peer_event_refused", r.count == 0 and "refused 1" in r.error, r.error)
+        # an event that is not well-formed between two good ones (the node
+        # reads SYNC_APPLY in place): the good ones applied, it refused, the
+        # connection still answers
+        def ev(i):
+            return pb.SessionEvent(type=pb.SessionEvent.CREATE, session=pb.Session(
+                id=900000 + i, key=pb.SessionKey(family=4, proto=17, addr0=bytes([10, 9, 9, i]) + bytes(12),
+                                                 addr1=bytes([10, 2, 0, 53]) + bytes(12), port0=5000 + i,
+                                                 port1=53, zone=0x0102),
+                state=pb.SS_UDP, flags=0, rule=0, mode=2, pkts0=1, pkts1=0, bytes0=60, bytes1=0,
+                remaining_ms=60000)).SerializeToString()
+
+        def ld(field, data):  # a length-delimited field (lengths < 128 here)
+            assert len(data) < 128
+            return bytes([field << 3 | 2, len(data)]) + data
+        broken = ld(2, b"\x08\x01\x12\x10\x08")  # Session whose key runs past its end
+        batch_raw = ld(1, ev(1)) + ld(1, broken) + ld(1, ev(2))
+        head = pb.CtlRequest(seq=77, cmd=pb.CtlRequest.SYNC_APPLY, source="sync_test").SerializeToString()
+        raw = head + bytes([7 << 3 | 2]) + bytes([len(batch_raw) & 0x7f | 0x80, len(batch_raw) >> 7]) + batch_raw
+        b.s.sendall(struct.pack("!I", len(raw)) + raw)
+        r = pb.CtlReply()
+        r.ParseFromString(b.frame())
+        st = b.call(pb.CtlRequest.STATUS)
+        check("broken_event_between_good_ones", r.seq == 77 and r.status == 0 and r.count == 2
+              and "refused 1" in r.error and st.node.sessions >= 2, f"{r} {st.node.sessions}")
     finally:
         for p in (pa, pb_):
             p.send_signal(signal.SIGTERM)

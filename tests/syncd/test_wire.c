@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "tandem.pb-c.h"
-#include "wire.h"
+#include "pbwire.h"
 
 static uint8_t addr0[16] = {10, 1, 0, 2}, addr1[16] = {10, 2, 0, 10};
 

@@ -1,5 +1,5 @@
 /*
- * wire.h - growable byte buffers, the few protobuf encodings syncd writes
+ * pbwire.h - growable byte buffers, the few protobuf encodings syncd writes
  * by hand, and an arena allocator for unpacking frames.
  *
  * Why by hand: a replicated event is stored once as packed Session bytes
@@ -17,8 +17,8 @@
  * Must never: write past a buffer's capacity (every put reserves first),
  * or hand out arena memory that outlives arena_reset().
  */
-#ifndef TANDEM_SYNCD_WIRE_H
-#define TANDEM_SYNCD_WIRE_H
+#ifndef TANDEM_COMMON_PBWIRE_H
+#define TANDEM_COMMON_PBWIRE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -65,9 +65,17 @@ size_t pb_event_size(unsigned field, size_t session_len,
 int pb_strip_field(const uint8_t *in, size_t n, unsigned field,
 		   struct buf *out);
 
-/* Reading in place: the events of a PeerMsg or SyncStream are never
- * unpacked by protobuf-c (its allocations and the repacking were most of
- * syncd's time per event); the rest of the message is small and is. */
+/* Reading in place: the events of a PeerMsg or SyncStream (syncd) and of a
+ * SYNC_APPLY request (tandem-node, node/sess_wire.c) are never unpacked by
+ * protobuf-c (its allocations and the repacking were most of the time per
+ * event); the rest of a message is small and is. */
+
+/* One field at *pos (< n): its number and wire type; a varint's value in
+ * *v, a length-delimited field's content in *data, *len (pointing into in);
+ * fixed32/fixed64 fields are skipped over. -EPROTO when malformed (a
+ * truncated field, field number 0, a group). */
+int pb_next_field(const uint8_t *in, size_t n, size_t *pos, unsigned *field,
+		  unsigned *wt, uint64_t *v, const uint8_t **data, size_t *len);
 
 /* Top-level scan of a packed message: returns how many length-delimited
  * occurrences of `field` it has (or -EPROTO when not well-formed); the last

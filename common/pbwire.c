@@ -1,9 +1,9 @@
 /*
- * wire.c - buffers, hand-written protobuf encodings, arena (see wire.h).
+ * pbwire.c - buffers, hand-written protobuf encodings, reading in place, arena (see pbwire.h).
  *
  * Must never: write past capacity, or free arena memory one by one.
  */
-#include "wire.h"
+#include "pbwire.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -204,9 +204,7 @@ int pb_strip_field(const uint8_t *in, size_t n, unsigned field,
 
 /* ---- reading in place ------------------------------------------------- */
 
-/* one field at *pos: its number and wire type; a varint's value in *v, a
- * length-delimited field's content in *data, *len; -EPROTO when malformed */
-static int next_field(const uint8_t *in, size_t n, size_t *pos, unsigned *field,
+int pb_next_field(const uint8_t *in, size_t n, size_t *pos, unsigned *field,
 		      unsigned *wt, uint64_t *v, const uint8_t **data, size_t *len)
 {
 	uint64_t tag;
@@ -248,7 +246,7 @@ int pb_scan(const uint8_t *in, size_t n, unsigned field, uint64_t *varints,
 		uint64_t v = 0;
 		const uint8_t *d;
 		size_t l;
-		if (next_field(in, n, &pos, &f, &wt, &v, &d, &l) < 0)
+		if (pb_next_field(in, n, &pos, &f, &wt, &v, &d, &l) < 0)
 			return -EPROTO;
 		if (f == field && wt == PB_LEN)
 			count++;
@@ -281,7 +279,7 @@ static int read_event(const uint8_t *in, size_t n, struct pb_event *ev)
 		uint64_t v = 0;
 		const uint8_t *d = NULL;
 		size_t l = 0;
-		if (next_field(in, n, &pos, &f, &wt, &v, &d, &l) < 0)
+		if (pb_next_field(in, n, &pos, &f, &wt, &v, &d, &l) < 0)
 			return -EPROTO;
 		if (f == 1 && wt == PB_VARINT) {
 			ev->type = (unsigned)(v & 0xffffffffu);
@@ -299,7 +297,7 @@ static int read_event(const uint8_t *in, size_t n, struct pb_event *ev)
 		uint64_t v = 0;
 		const uint8_t *d = NULL;
 		size_t l = 0;
-		if (next_field(ev->session, ev->session_len, &pos, &f, &wt, &v, &d, &l) < 0)
+		if (pb_next_field(ev->session, ev->session_len, &pos, &f, &wt, &v, &d, &l) < 0)
 			return -EPROTO;
 		if (wt != PB_VARINT)
 			continue;
@@ -322,7 +320,7 @@ int pb_events_next(struct pb_events *it, struct pb_event *ev)
 			uint64_t v = 0;
 			const uint8_t *d = NULL;
 			size_t l = 0;
-			if (next_field(it->batch, it->blen, &it->bpos, &f, &wt, &v, &d, &l) < 0) {
+			if (pb_next_field(it->batch, it->blen, &it->bpos, &f, &wt, &v, &d, &l) < 0) {
 				it->pos = it->n; /* nothing after it can be trusted */
 				it->blen = 0;
 				return -EPROTO;
@@ -340,7 +338,7 @@ int pb_events_next(struct pb_events *it, struct pb_event *ev)
 			uint64_t v = 0;
 			const uint8_t *d = NULL;
 			size_t l = 0;
-			if (next_field(it->in, it->n, &it->pos, &f, &wt, &v, &d, &l) < 0) {
+			if (pb_next_field(it->in, it->n, &it->pos, &f, &wt, &v, &d, &l) < 0) {
 				it->pos = it->n;
 				return -EPROTO;
 			}
