@@ -236,7 +236,7 @@ static void apply_one(struct ctl_job *j, struct shard *sh,
 static uint64_t digest_of(const struct sess *s)
 {
 	uint64_t h = s->id * UINT64_C(0x9E3779B97F4A7C15);
-	h ^= (uint64_t)sess_key_hash(&s->key) << 17 ^ s->state;
+	h ^= (uint64_t)sess_key_hash_unseeded(&s->key) << 17 ^ s->state;
 	h = (h ^ (h >> 31)) * UINT64_C(0xBF58476D1CE4E5B9);
 	return h ^ (h >> 29);
 }

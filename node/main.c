@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -546,6 +548,22 @@ out:
 	return rc;
 }
 
+/* The session index's secret: from the kernel's random pool; should that
+ * not answer at once (early boot), from the clock and pid, said on stderr. */
+static void seed_session_hash(void)
+{
+	uint64_t k[2];
+	if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		k[0] = (uint64_t)ts.tv_nsec * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)ts.tv_sec;
+		k[1] = (uint64_t)getpid() * UINT64_C(0xbf58476d1ce4e5b9) ^ k[0] >> 7;
+		fprintf(stderr, "tandem-node: note: random pool not ready, session hash "
+			"seeded from the clock\n");
+	}
+	sess_hash_seed(k[0], k[1]);
+}
+
 int main(int argc, char **argv)
 {
 	const char *cfg_path = NULL, *pcap_path = NULL, *stats_path = NULL;
@@ -593,6 +611,7 @@ int main(int argc, char **argv)
 		node_conf_free(nc);
 		return 0;
 	}
+	seed_session_hash();
 	r = connlimit_new(nc->cfg->max_sessions * 2u, &lim);
 	if (r < 0) {
 		fprintf(stderr, "tandem-node: limits: %s\n", strerror(-r));

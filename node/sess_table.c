@@ -34,7 +34,8 @@
  * passthru > 0 (a miss there reads the next line too), the longest spill is
  * 22 buckets. An insert refuses (-ENOSPC) rather than let a 16-bit passthru
  * overflow, which needs 65535 entries spilling over one bucket: only a
- * hostile key set could build that (the hash has no secret seed).
+ * hostile key set could build that, and the hash's secret seed (random per
+ * process, sess_hash_seed) keeps the buckets of keys unknown to a sender.
  *
  * Wheel: 4096 slots of 128 ms (one lap = 524.288 s). A session sits in exactly
  * one list: slot (t >> 7) & 4095 for some t at or before its real expiry and
@@ -108,11 +109,26 @@ static inline uint64_t fold_mul(uint64_t a, uint64_t b)
 #endif
 }
 
-uint32_t sess_key_hash(const struct sess_key *k)
+/* The index's secret (sess_hash_seed): written once before any worker
+ * starts, read-only afterwards. */
+static uint64_t hash_seed[2];
+
+void sess_hash_seed(uint64_t s0, uint64_t s1)
+{
+	hash_seed[0] = s0;
+	hash_seed[1] = s1;
+}
+
+static inline uint32_t key_hash(const struct sess_key *k, uint64_t s0, uint64_t s1)
 {
 	uint64_t w[5];
 
 	memcpy(w, k, sizeof(w));
+	/* the seed enters the first two multiplies, before any key word is
+	 * mixed with another: without it the bucket of a key is known from
+	 * the source code alone */
+	w[0] ^= s0;
+	w[2] ^= s1;
 	/* Two independent multiplies first so they overlap in the pipeline.
 	 * The port/zone/proto word enters twice: in the last multiply alone
 	 * its low-entropy ports (flows of one host pair) left buckets
@@ -124,6 +140,16 @@ uint32_t sess_key_hash(const struct sess_key *k)
 	uint64_t h = fold_mul(a ^ w[4] ^ UINT64_C(0x452821e638d01377),
 			      b ^ UINT64_C(0xbe5466cf34e90c6c));
 	return (uint32_t)(h ^ (h >> 32));
+}
+
+uint32_t sess_key_hash(const struct sess_key *k)
+{
+	return key_hash(k, hash_seed[0], hash_seed[1]);
+}
+
+uint32_t sess_key_hash_unseeded(const struct sess_key *k)
+{
+	return key_hash(k, 0, 0);
 }
 
 void sess_key_make(struct sess_key *k, uint8_t family, uint8_t proto,

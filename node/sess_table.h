@@ -95,8 +95,14 @@ _Static_assert(sizeof(struct sess) == 120, "struct sess is 120 bytes");
 
 struct sess_table;
 
-/* Hash of a canonical key (used for the index and shard choice). */
+/* Hash of a canonical key for the index, under the process's secret seed
+ * (random in tandem-node, 0 until set): a sender cannot aim many flows at
+ * one bucket. Set the seed once, before any table is used. */
 uint32_t sess_key_hash(const struct sess_key *k);
+void sess_hash_seed(uint64_t s0, uint64_t s1);
+/* The same hash without the seed: equal on every node (digests compared
+ * across the cluster). */
+uint32_t sess_key_hash_unseeded(const struct sess_key *k);
 
 /* Build the canonical key of a flow; *ret_side = side of `src` in the key
  * (0 or 1). Addresses are 16 bytes (IPv4 zero-padded). */

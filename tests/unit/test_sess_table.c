@@ -828,6 +828,43 @@ static void test_randomized_against_model(void **state)
 	sess_table_free(t);
 }
 
+/* Keys aimed at one bucket with the hash as the source code has it (seed
+ * 0) land in one bucket there and scatter under a secret seed; the
+ * unseeded hash (digests) does not depend on the seed. */
+static void test_seed_scatters_keys_aimed_at_one_bucket(void **state)
+{
+	(void)state;
+	enum { NB = 1024, WANT = 200 };
+	static struct sess_key keys[WANT];
+	uint8_t a[16] = {10, 1, 0, 0}, b[16] = {10, 2, 0, 10};
+	unsigned n = 0;
+	sess_hash_seed(0, 0);
+	for (uint32_t i = 0; n < WANT && i < 4000000; i++) {
+		struct sess_key k;
+		a[2] = (uint8_t)(i >> 16);
+		a[3] = (uint8_t)(i >> 8);
+		sess_key_make(&k, 4, 17, a, b, (uint16_t)(1024 + (i & 0xff)), 53, 1, 2, NULL);
+		if (((uint64_t)sess_key_hash(&k) * NB) >> 32 == 0)
+			keys[n++] = k;
+	}
+	assert_int_equal(n, WANT);
+	uint32_t plain[WANT];
+	for (unsigned i = 0; i < WANT; i++)
+		plain[i] = sess_key_hash_unseeded(&keys[i]);
+	sess_hash_seed(UINT64_C(0x8f1bbcdc5a827999), UINT64_C(0x6ed9eba1ca62c1d6));
+	static uint8_t used[NB];
+	unsigned distinct = 0;
+	for (unsigned i = 0; i < WANT; i++) {
+		uint32_t bk = (uint32_t)(((uint64_t)sess_key_hash(&keys[i]) * NB) >> 32);
+		distinct += !used[bk];
+		used[bk] = 1;
+		assert_int_equal(sess_key_hash_unseeded(&keys[i]), plain[i]);
+	}
+	/* 200 keys thrown at random into 1024 buckets: ~181 distinct */
+	assert_true(distinct > 160);
+	sess_hash_seed(0, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -852,6 +889,7 @@ int main(void)
 		cmocka_unit_test(test_age_early_window),
 		cmocka_unit_test(test_foreach_visits_all),
 		cmocka_unit_test(test_randomized_against_model),
+		cmocka_unit_test(test_seed_scatters_keys_aimed_at_one_bucket),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
