@@ -56,14 +56,17 @@ enum { S_ID = 1, S_KEY, S_STATE, S_FLAGS, S_RULE, S_RULE_NAME, S_MODE,
 		    1u << S_RULE | 1u << S_MODE | 1u << S_PKTS0 | 1u << S_PKTS1 | \
 		    1u << S_BYTES0 | 1u << S_BYTES1 | 1u << S_REMAINING)
 
-/* the varints of a small message (fields 1..n-1, each required) and the
- * bytes of its length-delimited fields; -EPROTO / -EINVAL */
-static int read_small(const uint8_t *d, size_t n, uint64_t *v, unsigned nv,
-		      const uint8_t **bytes, size_t *blen, unsigned varint_mask,
-		      unsigned len_mask)
+/* The fields of a message read in place: field f < nv whose bit is set in
+ * varint_mask (a varint, into v[f]) or len_mask (length-delimited, into
+ * bytes[f], blen[f]), the last occurrence of each; bit f of *seen for each
+ * one found. Other fields are skipped, as protobuf-c skips unknown ones; a
+ * known field with another wire type is -EPROTO, like a malformed one. */
+static int read_fields(const uint8_t *d, size_t n, unsigned nv,
+		       unsigned varint_mask, unsigned len_mask, uint64_t *v,
+		       const uint8_t **bytes, size_t *blen, unsigned *seen)
 {
 	size_t pos = 0;
-	unsigned seen = 0;
+	*seen = 0;
 	while (pos < n) {
 		unsigned f, wt;
 		uint64_t x = 0;
@@ -72,7 +75,7 @@ static int read_small(const uint8_t *d, size_t n, uint64_t *v, unsigned nv,
 		if (pb_next_field(d, n, &pos, &f, &wt, &x, &p, &l) < 0)
 			return -EPROTO;
 		if (f >= nv || !((varint_mask | len_mask) >> f & 1))
-			continue; /* unknown field: skipped, as protobuf-c does */
+			continue;
 		if ((varint_mask >> f & 1) ? wt != PB_VARINT : wt != PB_LEN)
 			return -EPROTO;
 		if (wt == PB_VARINT)
@@ -81,8 +84,20 @@ static int read_small(const uint8_t *d, size_t n, uint64_t *v, unsigned nv,
 			bytes[f] = p;
 			blen[f] = l;
 		}
-		seen |= 1u << f;
+		*seen |= 1u << f;
 	}
+	return 0;
+}
+
+/* a small message whose fields are all required */
+static int read_required(const uint8_t *d, size_t n, unsigned nv,
+			 unsigned varint_mask, unsigned len_mask, uint64_t *v,
+			 const uint8_t **bytes, size_t *blen)
+{
+	unsigned seen;
+	int r = read_fields(d, n, nv, varint_mask, len_mask, v, bytes, blen, &seen);
+	if (r < 0)
+		return r;
 	return seen == (varint_mask | len_mask) ? 0 : -EINVAL;
 }
 
@@ -108,24 +123,12 @@ int peer_rec_from_bytes(const uint8_t *d, size_t n,
 	size_t bl[S_TCP1 + 1] = {0};
 	const unsigned lens = 1u << S_KEY | 1u << S_RULE_NAME | 1u << S_IFACE0 |
 			      1u << S_IFACE1 | 1u << S_TCP0 | 1u << S_TCP1;
-	unsigned seen = 0;
-	size_t pos = 0;
-	while (pos < n) {
-		unsigned f, wt;
-		uint64_t x = 0;
-		const uint8_t *p = NULL;
-		size_t l = 0;
-		if (pb_next_field(d, n, &pos, &f, &wt, &x, &p, &l) < 0)
-			return -EPROTO;
-		if (f > S_TCP1)
-			continue; /* shard, timeout_s, ka_next, unknown: not used */
-		if ((lens >> f & 1) ? wt != PB_LEN : wt != PB_VARINT)
-			return -EPROTO;
-		v[f] = x;
-		b[f] = p;
-		bl[f] = l;
-		seen |= 1u << f;
-	}
+	/* every field up to tcp1 is known; shard, timeout_s and ka_next are
+	 * not used here and skipped like unknown ones */
+	const unsigned varints = ((1u << (S_TCP1 + 1)) - 2) & ~lens;
+	unsigned seen;
+	if (read_fields(d, n, S_TCP1 + 1, varints, lens, v, b, bl, &seen) < 0)
+		return -EPROTO;
 	if ((seen & S_REQUIRED) != S_REQUIRED)
 		return -EINVAL;
 
@@ -133,9 +136,9 @@ int peer_rec_from_bytes(const uint8_t *d, size_t n,
 	uint64_t kv[8] = {0};
 	const uint8_t *kb[8] = {0};
 	size_t kl[8] = {0};
-	int r = read_small(b[S_KEY], bl[S_KEY], kv, 8, kb, kl,
-			   1u << 1 | 1u << 2 | 1u << 5 | 1u << 6 | 1u << 7,
-			   1u << 3 | 1u << 4);
+	int r = read_required(b[S_KEY], bl[S_KEY], 8,
+			      1u << 1 | 1u << 2 | 1u << 5 | 1u << 6 | 1u << 7,
+			      1u << 3 | 1u << 4, kv, kb, kl);
 	if (r < 0)
 		return r;
 	uint32_t family = (uint32_t)kv[1], proto = (uint32_t)kv[2];
@@ -149,8 +152,8 @@ int peer_rec_from_bytes(const uint8_t *d, size_t n,
 		unsigned f = i ? S_TCP1 : S_TCP0;
 		if (!(seen >> f & 1))
 			continue;
-		r = read_small(b[f], bl[f], tv[i], 4, NULL, NULL,
-			       1u << 1 | 1u << 2 | 1u << 3, 0);
+		r = read_required(b[f], bl[f], 4, 1u << 1 | 1u << 2 | 1u << 3, 0,
+				  tv[i], NULL, NULL);
 		if (r < 0)
 			return r;
 	}
