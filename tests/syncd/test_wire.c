@@ -1,5 +1,5 @@
 /*
- * test_wire.c - the hand-written protobuf encodings of syncd/wire.c checked
+ * test_wire.c - the hand-written protobuf encodings of common/pbwire.c checked
  * against protobuf-c: events with remaining_ms appended, PeerMsg and
  * SYNC_APPLY requests around them, field stripping, the arena allocator.
  */
