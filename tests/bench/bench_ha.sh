@@ -27,7 +27,8 @@
 # perf profile of the whole machine per rate step (DIR/perf-RATE.data),
 # BHA_PERFSTAT=DIR counts system calls and context switches per thread
 # (DIR/stat-RATE.txt).
-# Installs conntrackd and keepalived (apt-get) when missing.
+# Installs conntrackd and keepalived (apt-get) when missing, and linux-perf
+# when BHA_PERF or BHA_PERFSTAT asks for it.
 # Bounded: the whole run under a 600 s timeout; every load loop has a count
 # and every wait a deadline.
 # Must never: touch the root namespace or a lab of another prefix, or kill a
@@ -70,6 +71,10 @@ if ! command -v conntrackd >/dev/null || ! command -v keepalived >/dev/null ||
 	! command -v conntrack >/dev/null; then
 	echo "bench_ha: installing conntrackd keepalived conntrack" >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y conntrackd keepalived conntrack >/dev/null
+fi
+if { [ -n "${BHA_PERF:-}" ] || [ -n "${BHA_PERFSTAT:-}" ]; } && ! command -v perf >/dev/null; then
+	echo "bench_ha: installing linux-perf (BHA_PERF / BHA_PERFSTAT)" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y linux-perf >/dev/null
 fi
 
 tmp=$(mktemp -d /tmp/tandem-bha.XXXXXX)
