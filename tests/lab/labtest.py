@@ -10,13 +10,19 @@ Pieces:
   Node(lab, cfg) tandem-node in the lab's firewall namespace, with a stats file
   lab.sh(ns, cmd) / lab.py(ns, code)  run a command / Python (scapy) in a host
   Capture        tshark in a namespace as the independent observer
+  Agent(lab, host)  a Python process in a host running code sent to it,
+                 globals kept between calls (sockets stay open)
   config(...)    the lab's config text with overrides
 """
+import base64
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import traceback
 
@@ -213,6 +219,73 @@ class Node:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
         return self.proc.returncode if self.proc else None
+
+
+# The agent's loop: one base64 line of code in, one JSON line out
+# {"ok", "out"} (the value the code left in `out`) or {"ok": false, "err"}.
+AGENT_CODE = r'''
+import base64, json, os, socket, struct, sys, time, traceback
+{preamble}
+G = dict(globals())
+for line in sys.stdin:
+    try:
+        G["out"] = None
+        exec(base64.b64decode(line).decode(), G)
+        res = {{"ok": True, "out": G["out"]}}
+    except BaseException:
+        res = {{"ok": False, "err": traceback.format_exc()}}
+    sys.stdout.write(json.dumps(res, default=repr) + "\n")
+    sys.stdout.flush()
+'''
+
+
+class Agent:
+    """A Python process in one host; run(code) executes code there with
+    persistent globals (a socket opened by one call is used by the next) and
+    returns the value the code left in `out`. preamble: code run once at
+    start (e.g. scapy's import, slow); timeout: run()'s default in seconds.
+    Killed by the harness after each test, or by kill()."""
+
+    def __init__(self, lab, host, preamble="", timeout=20):
+        self.host = host
+        self.timeout = timeout
+        self.errf = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", lab.ns(host), PY, "-u", "-c",
+             AGENT_CODE.format(preamble=preamble)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
+            start_new_session=True)
+        _procs.append(self.proc)
+        self.run("out = 1", timeout=30)
+
+    def run(self, code, timeout=None):
+        timeout = self.timeout if timeout is None else timeout
+        line = base64.b64encode(textwrap.dedent(code).encode()) + b"\n"
+        try:
+            self.proc.stdin.write(line)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise TestFailure(f"agent in {self.host} died: {self._err()}")
+        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not r:
+            raise TestFailure(f"agent in {self.host}: no answer within {timeout} s to:\n{code}")
+        ans = self.proc.stdout.readline()
+        if not ans:
+            raise TestFailure(f"agent in {self.host} died: {self._err()}")
+        res = json.loads(ans)
+        if not res["ok"]:
+            raise TestFailure(f"agent in {self.host} failed:\n{res['err']}")
+        return res["out"]
+
+    def kill(self):
+        """End the agent (a process this test started, by its group id)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def _err(self):
+        self.errf.seek(0)
+        return self.errf.read().decode(errors="replace")[-2000:]
 
 
 class Capture:

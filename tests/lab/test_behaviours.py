@@ -34,17 +34,13 @@ Run (root): TANDEM_NODE=/path/tandem-node /usr/bin/python3 tests/lab/test_behavi
 One test: TANDEM_TEST=udp_timeout ...   Another lab prefix: TDM_BEH_PREFIX=tdm-beh2- ...
 """
 import atexit
-import base64
 import functools
 import json
 import os
-import select
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -93,61 +89,11 @@ def expected_failure(reason):
     return deco
 
 
-AGENT_CODE = r'''
-import base64, json, socket, sys, time, traceback
-from scapy.all import *
-conf.verb = 0
-G = dict(globals())
-for line in sys.stdin:
-    try:
-        G["out"] = None
-        exec(base64.b64decode(line).decode(), G)
-        res = {"ok": True, "out": G["out"]}
-    except BaseException:
-        res = {"ok": False, "err": traceback.format_exc()}
-    sys.stdout.write(json.dumps(res, default=repr) + "\n")
-    sys.stdout.flush()
-'''
 
 
-class Agent:
-    """A Python process with scapy loaded, living in one host namespace;
-    run(code) executes code there (globals persist between calls, so a
-    socket opened by one call is used by the next) and returns the value
-    the code left in `out`. Killed by the harness after each test."""
-
-    def __init__(self, lab, host):
-        self.host = host
-        self.errf = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", lab.ns(host), PY, "-u", "-c", AGENT_CODE],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
-            start_new_session=True)
-        labtest._procs.append(self.proc)
-        self.run("out = 1", timeout=30)
-
-    def run(self, code, timeout=20):
-        line = base64.b64encode(textwrap.dedent(code).encode()) + b"\n"
-        try:
-            self.proc.stdin.write(line)
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            raise TestFailure(f"agent in {self.host} died: {self._err()}")
-        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not r:
-            raise TestFailure(f"agent in {self.host}: no answer within {timeout} s to:\n{code}")
-        ans = self.proc.stdout.readline()
-        if not ans:
-            raise TestFailure(f"agent in {self.host} died: {self._err()}")
-        res = json.loads(ans)
-        if not res["ok"]:
-            raise TestFailure(f"agent in {self.host} failed:\n{res['err']}")
-        return res["out"]
-
-    def _err(self):
-        self.errf.seek(0)
-        return self.errf.read().decode(errors="replace")[-2000:]
-
+def Agent(lab, host):
+    """labtest.Agent with scapy imported (sr1, IP, ...)"""
+    return labtest.Agent(lab, host, preamble="from scapy.all import *\nconf.verb = 0")
 
 # A small server for the TCP and UDP tests (run in tdm-beh-srv):
 #   tcp ADDR PORT LOG   accept connections; log every event as a JSON line;

@@ -37,14 +37,12 @@ nft table, virtual address or downed link behind (every test repairs in
 Run (root): TANDEM_NODE=... TANDEM_SYNCD=... /usr/bin/python3 tests/lab/test_failover.py
 One test: TANDEM_TEST=bulk ...
 """
-import base64
 import functools
 import hashlib
 import hmac
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import socket
@@ -366,57 +364,11 @@ def pair_test(fn):
 
 # ---- traffic --------------------------------------------------------------
 
-AGENT_CODE = r'''
-import base64, json, os, socket, struct, sys, time, traceback
-G = dict(globals())
-for line in sys.stdin:
-    try:
-        G["out"] = None
-        exec(base64.b64decode(line).decode(), G)
-        res = {"ok": True, "out": G["out"]}
-    except BaseException:
-        res = {"ok": False, "err": traceback.format_exc()}
-    sys.stdout.write(json.dumps(res, default=repr) + "\n")
-    sys.stdout.flush()
-'''
 
 
-class Agent:
-    """A Python process in a host running code sent to it, with globals
-    kept between calls (sockets stay open). Killed by the harness."""
-
-    def __init__(self, lab, host):
-        self.host = host
-        self.errf = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", lab.ns(host), PY, "-u", "-c", AGENT_CODE],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
-            start_new_session=True)
-        labtest._procs.append(self.proc)
-        self.run("out = 1", timeout=30)
-
-    def run(self, code, timeout=30):
-        line = base64.b64encode(textwrap.dedent(code).encode()) + b"\n"
-        try:
-            self.proc.stdin.write(line)
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            raise TestFailure(f"agent in {self.host} died: {self._err()}")
-        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not r:
-            raise TestFailure(f"agent in {self.host}: no answer within {timeout} s to:\n{code}")
-        ans = self.proc.stdout.readline()
-        if not ans:
-            raise TestFailure(f"agent in {self.host} died: {self._err()}")
-        res = json.loads(ans)
-        if not res["ok"]:
-            raise TestFailure(f"agent in {self.host} failed:\n{res['err']}")
-        return res["out"]
-
-    def _err(self):
-        self.errf.seek(0)
-        return self.errf.read().decode(errors="replace")[-2000:]
-
+def Agent(lab, host):
+    """labtest.Agent with a 30 s default per call"""
+    return labtest.Agent(lab, host, timeout=30)
 
 # UDP sinks on the server, so no ICMP port unreachable ends a session
 SINK_CODE = r'''
@@ -750,7 +702,7 @@ def test_syncd_restart_loses_no_session(lab, pair):
                 for r in cap.read(fields=("frame.time_epoch", "eth.src", "ip.src", "tcp.srcport",
                                           "ip.dst", "tcp.dstport", "tcp.flags.str"))
                 if float(r[0]) < t_end]
-        return (f"\nFIN/RST seen while the connections ran:\n" + "\n".join(seen[:20]) +
+        return ("\nFIN/RST seen while the connections ran:\n" + "\n".join(seen[:20]) +
                 f"\nfw2 stats: {fw2.stats(settle=0.3)}"
                 f"\n--- syncd1\n{s1.tail()}--- syncd2\n{s2.tail()}"
                 f"--- node1\n{fw1.read_log()[-1500:]}--- node2\n{fw2.read_log()[-1500:]}")

@@ -31,16 +31,10 @@ entry, nft table, link state or process behind (every test repairs in
 Run (root): TANDEM_NODE=/path/tandem-node /usr/bin/python3 tests/lab/test_keepalive.py
 One test: TANDEM_TEST=source_gone ...   Another lab prefix: TDM_KA_PREFIX=tdm-ka2- ...
 """
-import base64
-import json
 import os
-import select
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -77,65 +71,7 @@ def node_config():
 
 # ---- helpers ------------------------------------------------------------
 
-AGENT_CODE = r'''
-import base64, json, socket, struct, sys, time, traceback
-G = dict(globals())
-for line in sys.stdin:
-    try:
-        G["out"] = None
-        exec(base64.b64decode(line).decode(), G)
-        res = {"ok": True, "out": G["out"]}
-    except BaseException:
-        res = {"ok": False, "err": traceback.format_exc()}
-    sys.stdout.write(json.dumps(res, default=repr) + "\n")
-    sys.stdout.flush()
-'''
-
-
-class Agent:
-    """A Python process (plain sockets, no scapy: it starts fast) in one
-    host; run(code) executes code there with persistent globals (the
-    client's socket lives across calls) and returns what it left in `out`.
-    Killed by the harness after each test, or by kill()."""
-
-    def __init__(self, lab, host):
-        self.host = host
-        self.errf = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", lab.ns(host), PY, "-u", "-c", AGENT_CODE],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
-            start_new_session=True)
-        labtest._procs.append(self.proc)
-        self.run("out = 1", timeout=30)
-
-    def run(self, code, timeout=20):
-        line = base64.b64encode(textwrap.dedent(code).encode()) + b"\n"
-        try:
-            self.proc.stdin.write(line)
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            raise TestFailure(f"agent in {self.host} died: {self._err()}")
-        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not r:
-            raise TestFailure(f"agent in {self.host}: no answer within {timeout} s to:\n{code}")
-        ans = self.proc.stdout.readline()
-        if not ans:
-            raise TestFailure(f"agent in {self.host} died: {self._err()}")
-        res = json.loads(ans)
-        if not res["ok"]:
-            raise TestFailure(f"agent in {self.host} failed:\n{res['err']}")
-        return res["out"]
-
-    def kill(self):
-        """End the agent (a process this test started, by its group id)."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def _err(self):
-        self.errf.seek(0)
-        return self.errf.read().decode(errors="replace")[-2000:]
-
+Agent = labtest.Agent
 
 # An echo server for tcp/22 on the keepalive address: every received chunk
 # goes straight back.
