@@ -832,11 +832,30 @@ static int queues_pow2(struct ld *L, const config_setting_t *g, unsigned n)
 
 static int load_datapath(struct ld *L)
 {
-	static const char *const keys[] = { "queues", "queue_first", "queue_len",
+	static const char *const keys[] = { "source", "xdp_mode", "queues",
+					    "queue_first", "queue_len",
 					    "fail_open", "bypass", NULL };
 	const config_setting_t *g = config_lookup(L->cf, "datapath");
 	struct tandem_config *c = L->c;
+	const config_setting_t *s = NULL;
+	const char *v = NULL;
 	int r;
+
+	if ((r = opt_string(L, g, "datapath", "source", &s, &v)) < 0)
+		return r;
+	if (v && strcmp(v, "af_xdp") == 0)
+		c->af_xdp = true;
+	else if (v && strcmp(v, "nfqueue") != 0)
+		return fail(L, s, "datapath.source",
+			    "\"%s\": one of \"nfqueue\", \"af_xdp\"", v);
+	v = NULL;
+	if ((r = opt_string(L, g, "datapath", "xdp_mode", &s, &v)) < 0)
+		return r;
+	if (v && strcmp(v, "generic") == 0)
+		c->xdp_generic = true;
+	else if (v && strcmp(v, "native") != 0)
+		return fail(L, s, "datapath.xdp_mode",
+			    "\"%s\": one of \"native\", \"generic\"", v);
 
 	if ((r = check_group(L, g, "datapath", keys)) < 0 ||
 	    (r = opt_unsigned(L, g, "datapath", "queues", 1, 8, &c->queues)) < 0 ||
@@ -848,7 +867,25 @@ static int load_datapath(struct ld *L)
 	    (r = opt_bool(L, g, "datapath", "fail_open", &c->fail_open)) < 0 ||
 	    (r = opt_bool(L, g, "datapath", "bypass", &c->bypass)) < 0)
 		return r;
+	if (c->af_xdp && c->queues != 1)
+		return fail(L, config_setting_get_member(g, "queues"),
+			    "datapath.queues",
+			    "%u with source \"af_xdp\": it runs one worker (both "
+			    "directions of a flow must reach the same shard, and "
+			    "receive queues do not promise that)", c->queues);
 	return 0;
+}
+
+/* After the zones: AF_XDP attaches to the zone interfaces, so there must
+ * be some. */
+static int check_af_xdp(struct ld *L)
+{
+	if (!L->c->af_xdp || L->c->n_ifaces > 0)
+		return 0;
+	const config_setting_t *g = config_lookup(L->cf, "datapath");
+	return fail(L, g ? config_setting_get_member(g, "source") : NULL,
+		    "datapath.source",
+		    "\"af_xdp\" needs zones with interfaces (it attaches to them)");
 }
 
 static int load_table(struct ld *L)
@@ -1562,7 +1599,7 @@ static int load_text(const char *text, const char *file,
 	    (r = load_control(&L)) < 0 || (r = load_zones(&L)) < 0 ||
 	    (r = load_objects(&L, &addr_kind, &L.addr_objs, &L.n_addr_objs)) < 0 ||
 	    (r = load_objects(&L, &svc_kind, &L.svc_objs, &L.n_svc_objs)) < 0 ||
-	    (r = load_rules(&L)) < 0)
+	    (r = load_rules(&L)) < 0 || (r = check_af_xdp(&L)) < 0)
 		goto out;
 	*ret = L.c;
 	L.c = NULL;

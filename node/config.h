@@ -87,6 +87,8 @@ struct tandem_config {
 	char node_name[CFG_NAME_MAX];
 	uint16_t node_id;         /* 1..65535, high bits of session ids */
 	/* datapath */
+	bool af_xdp;              /* source "af_xdp" (else "nfqueue") [nfqueue] */
+	bool xdp_generic;         /* xdp_mode "generic" (else "native") [native] */
 	unsigned queues;          /* NFQUEUE queues = workers = shards [1] */
 	unsigned queue_first;     /* first queue number [0] */
 	unsigned queue_len;       /* kernel queue length [4096] */

@@ -1091,8 +1091,13 @@ static void config_request(struct ctl *c, struct conn *cn,
 		if (r->newconf->cfg->max_sessions != c->cur->cfg->max_sessions ||
 		    r->newconf->cfg->queues != c->cur->cfg->queues ||
 		    r->newconf->cfg->queue_first != c->cur->cfg->queue_first ||
-		    r->newconf->cfg->node_id != c->cur->cfg->node_id)
-			fprintf(stderr, "tandem-node: note: table size, queues and node id "
+		    r->newconf->cfg->node_id != c->cur->cfg->node_id ||
+		    r->newconf->cfg->af_xdp != c->cur->cfg->af_xdp ||
+		    r->newconf->cfg->n_ifaces != c->cur->cfg->n_ifaces ||
+		    memcmp(r->newconf->cfg->ifaces, c->cur->cfg->ifaces,
+			   sizeof(c->cur->cfg->ifaces[0]) * c->cur->cfg->n_ifaces) != 0)
+			fprintf(stderr, "tandem-node: note: table size, queues, data path "
+				"source, zone interfaces and node id "
 				"take effect at the next restart\n");
 		r->dry_run = q->cmd == TANDEM__CTL_REQUEST__CMD__CONFIG_CHECK;
 	}

@@ -44,7 +44,11 @@
 	X(TCP_GAP, "tcp-gap")                   /* strict: a segment not seen */ \
 	X(TCP_RST_WINDOW, "tcp-rst-out-of-window") /* RST outside the window */ \
 	X(ICMP_NO_REQUEST, "icmp-no-request")   /* strict: reply w/o request */ \
-	X(ICMP_ERR_NO_SESSION, "icmp-error-no-session") /* quotes no session */
+	X(ICMP_ERR_NO_SESSION, "icmp-error-no-session") /* quotes no session */ \
+	/* --- forwarding (AF_XDP data path: the node routes itself) --- */    \
+	X(NO_ROUTE, "no-route")                 /* no route out of a zone interface */ \
+	X(NO_NEIGH, "no-neighbour")             /* next hop unresolved (1 s) or too many waiting */ \
+	X(TX_FULL, "tx-ring-full")              /* accepted, transmit ring full */
 
 enum drop_reason {
 	DROP_NONE = 0,

@@ -140,6 +140,7 @@ struct node_run {
 	struct worker *w;      /* kernel path */
 	struct shard *sh;      /* offline */
 	struct pkt_io *io;
+	const struct pkt_io_ops *io_ops; /* kernel path: NFQUEUE or AF_XDP */
 	const char *stats_path;
 	int signal;
 };
@@ -245,7 +246,7 @@ static void on_stats_timer(uv_timer_t *t)
 static void on_iface_timer(uv_timer_t *t)
 {
 	struct node_run *nr = t->data;
-	pkt_io_nfq_refresh_ifaces(nr->io);
+	nr->io_ops->tick(nr->io);
 }
 
 static void on_uv_signal(uv_signal_t *h, int sig)
@@ -293,7 +294,8 @@ static int control_start(struct node_run *nr, struct node_conf *nc,
 	if (nr->w) {
 		uv_timer_init(&nr->loop, &nr->iface_timer);
 		nr->iface_timer.data = nr;
-		uv_timer_start(&nr->iface_timer, on_iface_timer, 2000, 2000);
+		unsigned ms = nr->io_ops->tick_ms;
+		uv_timer_start(&nr->iface_timer, on_iface_timer, ms, ms);
 	}
 	return 0;
 }
@@ -419,7 +421,8 @@ static int run_nfq(struct node_conf *nc, const char *stats_path)
 {
 	char err[512] = "";
 	const struct tandem_config *cfg = nc->cfg;
-	struct node_run nr = {.n = cfg->queues, .stats_path = stats_path};
+	struct node_run nr = {.n = cfg->queues, .stats_path = stats_path,
+			      .io_ops = cfg->af_xdp ? &pkt_io_xdp_ops : &pkt_io_nfq_ops};
 	int rc = 1, r;
 	unsigned ready = 0, started = 0;
 	bool table = false, loop_ready = false;
@@ -428,10 +431,11 @@ static int run_nfq(struct node_conf *nc, const char *stats_path)
 		goto out;
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Bind the queues before the table sends anything to them. */
-	r = pkt_io_nfq_ops.open(NULL, cfg, &nr.io, err, sizeof(err));
+	/* Bind the queues (attach to the interfaces) before the table
+	 * sends anything to them. */
+	r = nr.io_ops->open(NULL, cfg, &nr.io, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, "tandem-node: %s\n", err);
+		fprintf(stderr, "tandem-node: %s: %s\n", nr.io_ops->name, err);
 		goto out;
 	}
 	uint64_t now = clock_now_ms();
@@ -448,7 +452,7 @@ static int run_nfq(struct node_conf *nc, const char *stats_path)
 		}
 		nr.w[ready].queue = ready;
 		nr.w[ready].sh.nshards = (uint8_t)nr.n;
-		nr.w[ready].ops = &pkt_io_nfq_ops;
+		nr.w[ready].ops = nr.io_ops;
 		nr.w[ready].io = nr.io;
 		nr.w[ready].stop = &stop_flag;
 	}
@@ -464,8 +468,9 @@ static int run_nfq(struct node_conf *nc, const char *stats_path)
 	struct nft_table_opts to = {
 		.table = "tandem",
 		.queue_first = cfg->queue_first,
-		.queue_count = nr.n,
+		.queue_count = cfg->af_xdp ? 1 : nr.n,
 		.bypass = cfg->bypass,
+		.drop_forward = cfg->af_xdp,
 	};
 	r = nft_table_install(&to, err, sizeof(err));
 	if (r < 0) {
@@ -496,7 +501,21 @@ static int run_nfq(struct node_conf *nc, const char *stats_path)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (started < nr.n)
 		goto out;
-	fprintf(stderr,
+	if (cfg->af_xdp) {
+		char ifs[256] = "";
+		size_t used = 0;
+		for (unsigned i = 0; i < cfg->n_ifaces && used < sizeof(ifs); i++)
+			used += (size_t)snprintf(ifs + used, sizeof(ifs) - used,
+						 "%s%s", i ? "," : "", cfg->ifaces[i].name);
+		fprintf(stderr,
+			"tandem-node: %s (id %u) filtering: AF_XDP on %s (%s mode, "
+			"copy), one worker, table inet tandem %s kernel forwarding, "
+			"%u sessions max, control %s\n",
+			cfg->node_name, cfg->node_id, ifs,
+			cfg->xdp_generic ? "generic" : "native",
+			cfg->bypass ? "accepts" : "drops",
+			cfg->max_sessions, cfg->ctl_socket);
+	} else fprintf(stderr,
 		"tandem-node: %s (id %u) filtering: queues %u-%u, table inet tandem, "
 		"%s, %s, %u sessions max, control %s\n",
 		cfg->node_name, cfg->node_id, cfg->queue_first,
@@ -534,7 +553,8 @@ out:
 		uv_run(&nr.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&nr.loop);
 	}
-	pkt_io_nfq_ops.close(nr.io);
+	if (nr.io)
+		nr.io_ops->close(nr.io);
 	if (nr.w)
 		for (unsigned i = 0; i < ready; i++)
 			shard_fini(&nr.w[i].sh);

@@ -187,7 +187,8 @@ static int batch_put_chain(struct nt_batch *bt, const struct nft_table_opts *o)
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_FORWARD);
 	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, o->priority);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY,
+			    o->drop_forward && !o->bypass ? NF_DROP : NF_ACCEPT);
 	nlh = batch_hdr(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	nftnl_chain_free(c);
@@ -472,6 +473,8 @@ static int install_once(const struct nft_table_opts *o, enum nt_queue_kind kind,
 	    (r = batch_put_table(bt, NFT_MSG_NEWTABLE, o->table, "add table")) < 0 ||
 	    (r = batch_put_chain(bt, o)) < 0)
 		return r;
+	if (o->drop_forward) /* the chain's policy is all there is */
+		return (r = batch_end(bt)) < 0 ? r : batch_talk(bt, ret_step);
 	/* One queue: one rule. Several: the steering rules (n x n per
 	 * family), then everything else (not IP) to the first queue. */
 	unsigned n = o->queue_count;

@@ -32,6 +32,10 @@ struct nft_table_opts {
 	 * queue_first. */
 	unsigned queue_count;
 	bool bypass;            /* accept when no program is bound to the queue */
+	/* AF_XDP data path: no queue rule; the chain drops everything the
+	 * kernel would forward itself (policy drop; accept with bypass), so
+	 * no packet crosses unfiltered while the node is down. */
+	bool drop_forward;
 	int priority;           /* forward hook priority; 0 = filter */
 };
 

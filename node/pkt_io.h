@@ -2,7 +2,7 @@
  * pkt_io.h - where packets come from and where verdicts go.
  *
  * Alternatives behind one ops struct, chosen once at start-up:
- * pkt_io_pcap.c (offline capture, capture time is the clock), and later
+ * pkt_io_pcap.c (offline capture, capture time is the clock),
  * pkt_io_nfq.c (NFQUEUE) and pkt_io_xdp.c (AF_XDP). A burst of descriptors
  * points into the source's own buffers, valid until the next rx_burst on
  * the same queue.
@@ -40,14 +40,22 @@ struct pkt_io_ops {
 	 * nowait: return at once when nothing is there (a job is pending). */
 	int (*rx_burst)(struct pkt_io *io, unsigned queue, struct pkt_desc *d,
 			unsigned max, bool nowait);
+	/* Called after every rx_burst, n may be 0. A source that forwards
+	 * itself (AF_XDP) counts what it then drops in st (the worker's own
+	 * counters). */
 	int (*verdict_burst)(struct pkt_io *io, unsigned queue,
 			     const struct pkt_desc *d, const enum verdict *v,
-			     unsigned n);
+			     unsigned n, struct shard_stats *st);
 	void (*close)(struct pkt_io *io);
+	/* Control thread, every tick_ms (NULL: none): follow the kernel
+	 * (interfaces, routes, neighbours). */
+	void (*tick)(struct pkt_io *io);
+	unsigned tick_ms;
 };
 
 extern const struct pkt_io_ops pkt_io_pcap_ops;
 extern const struct pkt_io_ops pkt_io_nfq_ops;
+extern const struct pkt_io_ops pkt_io_xdp_ops;
 
 /* NFQUEUE only: re-resolve the config's interface names to kernel ifindexes
  * (interfaces may appear after start). Control thread, not the data path. */

@@ -50,7 +50,11 @@ struct nfq_queue {
 };
 
 struct pkt_io {
-	const struct tandem_config *cfg;
+	/* Copied at open: a config push frees old configs, and workers read
+	 * these (interface changes take effect at the next start). */
+	unsigned queue_first;
+	unsigned n_ifaces;
+	struct cfg_iface ifaces[CFG_MAX_IFACES];
 	unsigned nq;
 	struct nfq_queue *q;
 	_Atomic int ifindex[CFG_MAX_IFACES + 1]; /* by config iface id */
@@ -58,9 +62,9 @@ struct pkt_io {
 
 void pkt_io_nfq_refresh_ifaces(struct pkt_io *io)
 {
-	for (unsigned i = 0; i < io->cfg->n_ifaces; i++) {
-		unsigned idx = if_nametoindex(io->cfg->ifaces[i].name);
-		atomic_store_explicit(&io->ifindex[io->cfg->ifaces[i].id],
+	for (unsigned i = 0; i < io->n_ifaces; i++) {
+		unsigned idx = if_nametoindex(io->ifaces[i].name);
+		atomic_store_explicit(&io->ifindex[io->ifaces[i].id],
 				      (int)idx, memory_order_relaxed);
 	}
 }
@@ -71,8 +75,8 @@ static uint8_t iface_of(struct pkt_io *io, uint32_t ifindex)
 {
 	if (!ifindex)
 		return 0;
-	for (unsigned i = 0; i < io->cfg->n_ifaces; i++) {
-		uint8_t id = io->cfg->ifaces[i].id;
+	for (unsigned i = 0; i < io->n_ifaces; i++) {
+		uint8_t id = io->ifaces[i].id;
 		if ((uint32_t)atomic_load_explicit(&io->ifindex[id],
 						   memory_order_relaxed) == ifindex)
 			return id;
@@ -222,7 +226,9 @@ static int nfqio_open(const char *arg, const struct tandem_config *cfg,
 	struct pkt_io *io = calloc(1, sizeof(*io));
 	if (!io)
 		return -ENOMEM;
-	io->cfg = cfg;
+	io->queue_first = cfg->queue_first;
+	io->n_ifaces = cfg->n_ifaces;
+	memcpy(io->ifaces, cfg->ifaces, sizeof(io->ifaces));
 	io->nq = cfg->queues;
 	io->q = calloc(io->nq, sizeof(*io->q));
 	if (!io->q) {
@@ -296,8 +302,9 @@ static int nfqio_rx_burst(struct pkt_io *io, unsigned queue, struct pkt_desc *d,
 
 static int nfqio_verdict_burst(struct pkt_io *io, unsigned queue,
 			     const struct pkt_desc *d, const enum verdict *v,
-			     unsigned n)
+			     unsigned n, struct shard_stats *st)
 {
+	(void)st;
 	struct nfq_queue *q = &io->q[queue];
 	if (n == 0)
 		return 0;
@@ -320,7 +327,7 @@ static int nfqio_verdict_burst(struct pkt_io *io, unsigned queue,
 		/* NF_QUEUE with a queue number hands the packet to that
 		 * queue's worker (re-injected there, not re-filtered) */
 		unsigned verdict = v[i] == V_REQUEUE
-			? NF_QUEUE | (io->cfg->queue_first + d[i].requeue_to) << 16
+			? NF_QUEUE | (io->queue_first + d[i].requeue_to) << 16
 			: NF_DROP;
 		nfq_nlmsg_verdict_put(nlh, (int)d[i].id, (int)verdict);
 		used += NLMSG_ALIGN(nlh->nlmsg_len);
@@ -345,4 +352,6 @@ const struct pkt_io_ops pkt_io_nfq_ops = {
 	.rx_burst = nfqio_rx_burst,
 	.verdict_burst = nfqio_verdict_burst,
 	.close = nfqio_close,
+	.tick = pkt_io_nfq_refresh_ifaces,
+	.tick_ms = 2000,
 };

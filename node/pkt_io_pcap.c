@@ -76,8 +76,9 @@ static int pcapio_rx_burst(struct pkt_io *io, unsigned queue,
 
 static int pcapio_verdict_burst(struct pkt_io *io, unsigned queue,
 			      const struct pkt_desc *d, const enum verdict *v,
-			      unsigned n)
+			      unsigned n, struct shard_stats *st)
 {
+	(void)st;
 	(void)io;
 	(void)queue;
 	(void)d;

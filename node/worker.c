@@ -59,7 +59,9 @@ static void *worker_main(void *arg)
 		uint8_t iif[BURST], oif[BURST], at[BURST];
 		unsigned m = 0;
 		for (int i = 0; i < n; i++) {
-			enum drop_reason why = pkt_parse(&p[m], d[i].l3, d[i].len);
+			enum drop_reason why = d[i].l2_drop != DROP_NONE
+				? (enum drop_reason)d[i].l2_drop
+				: pkt_parse(&p[m], d[i].l3, d[i].len);
 			if (why != DROP_NONE) {
 				pipeline_count_drop(&w->sh, why, d[i].len);
 				v[i] = V_DROP;
@@ -76,9 +78,8 @@ static void *worker_main(void *arg)
 			if (res[j].verdict == V_REJECT)
 				reject_send(&w->rej, &p[j]);
 		}
-		if (n > 0)
-			w->ops->verdict_burst(w->io, w->queue, d, v,
-					      (unsigned)n);
+		w->ops->verdict_burst(w->io, w->queue, d, v,
+				      n > 0 ? (unsigned)n : 0, &w->sh.st);
 		pipeline_tick(&w->sh, now);
 		if (job && job_run_slice(job, &w->sh, now)) {
 			atomic_store_explicit(&w->job, NULL, memory_order_relaxed);
