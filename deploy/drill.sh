@@ -39,7 +39,9 @@
 #                  virtual addresses back on fw1)
 #   --json FILE    also write the results as JSON (tests/lab/test_failover.py)
 #   --quiet        only the report block
-# Environment: TDM_LAB_PREFIX [tdm-drill-] the lab's namespace prefix. A lab
+# Environment: TANDEM_DATAPATH=af_xdp runs both nodes on the AF_XDP data
+# path (datapath.source = "af_xdp", one worker) instead of NFQUEUE.
+# TDM_LAB_PREFIX [tdm-drill-] the lab's namespace prefix. A lab
 # that was already up under it is reset and kept; one the drill built is
 # removed at the end.
 # Exit: 0 the drill ran and every connection survived, 1 some did not or
@@ -526,6 +528,9 @@ class Run:
             text = (base.replace('name = "fw1";', f'name = "fw{n}";')
                     .replace("\n  id = 1;", f"\n  id = {n};")
                     .replace(old_sock, f'socket = "{self.ctl}/fw{n}/node.sock";'))
+            if os.environ.get("TANDEM_DATAPATH") == "af_xdp":
+                assert "\n  queues = 2;" in text
+                text = text.replace("\n  queues = 2;", '\n  source = "af_xdp"; queues = 1;')
             with open(os.path.join(self.tmp, f"node{n}.conf"), "w") as f:
                 f.write(text)
             o = 3 - n

@@ -49,6 +49,7 @@
 #include <xdp/xsk.h>
 
 #include "clock.h"
+#include "csum.h"
 #include "fib.h"
 #include "xdp_prog.h"
 
@@ -407,6 +408,57 @@ static int xdpio_rx_burst(struct pkt_io *io, unsigned queue, struct pkt_desc *d,
 	return (int)out;
 }
 
+/* A TCP or UDP checksum left partial by a sender on this host (checksum
+ * offload: the field holds only the pseudo-header sum, and the kernel's
+ * skb said so; AF_XDP hands over the bytes without that note). Completed
+ * here, else the receiver drops the segment. A checksum that merely
+ * equals the pseudo-header sum by chance is recomputed to the same value,
+ * so the test is safe. Fragments and IPv6 extension headers: left. */
+static void complete_partial_csum(uint8_t *ip, uint32_t len)
+{
+	const uint8_t *src, *dst;
+	uint8_t *l4, proto;
+	uint32_t l4len;
+	int fam;
+	if ((ip[0] >> 4) == 4) {
+		uint32_t ihl = (ip[0] & 15) * 4u, tot = (uint32_t)(ip[2] << 8 | ip[3]);
+		if ((ip[6] & 0x3f) || ip[7] || ihl < 20 || tot > len || tot < ihl)
+			return;
+		proto = ip[9];
+		l4 = ip + ihl;
+		l4len = tot - ihl;
+		src = ip + 12;
+		dst = ip + 16;
+		fam = 4;
+	} else {
+		uint32_t pl = (uint32_t)(ip[4] << 8 | ip[5]);
+		if (len < 40 || pl > len - 40)
+			return;
+		proto = ip[6];
+		l4 = ip + 40;
+		l4len = pl;
+		src = ip + 8;
+		dst = ip + 24;
+		fam = 6;
+	}
+	uint32_t off = proto == 6 ? 16 : proto == 17 ? 6 : 0;
+	if (!off || l4len < (proto == 6 ? 20u : 8u))
+		return;
+	uint16_t field = (uint16_t)(l4[off] << 8 | l4[off + 1]);
+	if (proto == 17 && fam == 4 && field == 0)
+		return; /* IPv4 UDP without a checksum */
+	size_t alen = fam == 4 ? 4 : 16;
+	uint32_t ph = csum_add(csum_add(0, src, alen), dst, alen) + proto + l4len;
+	uint16_t seed = (uint16_t)(0xffffu - csum_fold(ph)); /* unfolded ~ */
+	if (field != seed)
+		return;
+	l4[off] = l4[off + 1] = 0;
+	uint16_t c = l4_csum(fam, src, dst, proto, l4, l4len);
+	if (proto == 17 && c == 0)
+		c = 0xffff;
+	put16(l4 + off, c);
+}
+
 /* Next hop's MAC in, TTL/hop limit down; false = must not go out. */
 static bool rewrite(struct xqueue *q, uint8_t *fr, uint32_t len, int8_t out,
 		    const uint8_t *mac)
@@ -434,6 +486,7 @@ static bool rewrite(struct xqueue *q, uint8_t *fr, uint32_t len, int8_t out,
 			return false;
 		ip[7]--;
 	}
+	complete_partial_csum(ip, len - 14);
 	memcpy(fr, mac, 6);
 	memcpy(fr + 6, l->mac, 6);
 	return true;
@@ -668,8 +721,13 @@ static int attach(struct pkt_io *io, struct xif *xi, char *err, size_t errlen)
 			 xi->xsk_map == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN)" : "");
 		return xi->xsk_map;
 	}
-	xi->prog = xdp_prog_load(io->local_map, xi->xsk_map, XDP_PASS, log,
-				 sizeof(log));
+	const struct fib_link *l = fib_link(atomic_load(&io->fib), xi->ifindex);
+	if (!l) {
+		snprintf(err, errlen, "%s: no Ethernet address", xi->name);
+		return -ENODEV;
+	}
+	xi->prog = xdp_prog_load(l->mac, io->local_map, xi->xsk_map, XDP_PASS,
+				 log, sizeof(log));
 	if (xi->prog < 0) {
 		snprintf(err, errlen, "%s: XDP program refused: %s: %.200s",
 			 xi->name, strerror(-xi->prog), log);

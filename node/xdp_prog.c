@@ -139,7 +139,8 @@ static int resolve(struct as *a)
 #define LE_IPV6 0xdd86
 #define LE_V4MAPPED 0xffff0000 /* bytes 00 00 ff ff */
 
-static void build(struct as *a, int local_fd, int xsk_fd, unsigned miss)
+static void build(struct as *a, const uint8_t mac[6], int local_fd, int xsk_fd,
+		  unsigned miss)
 {
 	mov_reg(a, R6, R1);                          /* r6 = ctx */
 	ldx(a, BPF_W, R7, R6, XMD_DATA);             /* r7 = data */
@@ -148,10 +149,14 @@ static void build(struct as *a, int local_fd, int xsk_fd, unsigned miss)
 	mov_reg(a, R2, R7);
 	alu_imm(a, BPF_ADD, R2, ETH + 20);
 	jmp_reg(a, BPF_JGT, R2, R8, L_PASS);
-	/* group destination MAC: broadcast, multicast */
-	ldx(a, BPF_B, R2, R7, 0);
-	alu_imm(a, BPF_AND, R2, 1);
-	jmp_imm(a, BPF_JNE, R2, 0, L_PASS);
+	/* not to this interface's MAC (a bridge floods unicast it has not
+	 * learnt; broadcast, multicast): the kernel's, which drops what is
+	 * for other hosts as any router does */
+	ldx(a, BPF_W, R2, R7, 0);
+	jmp_imm(a, BPF_JNE, R2, (int32_t)(mac[0] | mac[1] << 8 | mac[2] << 16 |
+					  (uint32_t)mac[3] << 24), L_PASS);
+	ldx(a, BPF_H, R2, R7, 4);
+	jmp_imm(a, BPF_JNE, R2, mac[4] | mac[5] << 8, L_PASS);
 	ldx(a, BPF_H, R2, R7, 12);                   /* ethertype */
 	jmp_imm(a, BPF_JEQ, R2, LE_IPV4, L_V4);
 	jmp_imm(a, BPF_JNE, R2, LE_IPV6, L_PASS);
@@ -201,13 +206,13 @@ static void build(struct as *a, int local_fd, int xsk_fd, unsigned miss)
 	ret(a);
 }
 
-int xdp_prog_load(int local_fd, int xsk_fd, unsigned miss_action, char *log,
-		  size_t loglen)
+int xdp_prog_load(const uint8_t mac[6], int local_fd, int xsk_fd,
+		  unsigned miss_action, char *log, size_t loglen)
 {
 	struct as *a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	build(a, local_fd, xsk_fd, miss_action);
+	build(a, mac, local_fd, xsk_fd, miss_action);
 	int r = resolve(a);
 	if (r == 0) {
 		LIBBPF_OPTS(bpf_prog_load_opts, o);

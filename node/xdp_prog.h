@@ -5,9 +5,10 @@
  * The program decides, per received frame, whether tandem-node filters it
  * (redirect to the AF_XDP socket of the frame's receive queue) or the
  * kernel keeps it (XDP_PASS). The kernel keeps:
+ *   - frames not addressed to the interface's own MAC (broadcast,
+ *     multicast: IPv6 neighbour discovery, VRRP ...; and unicast for
+ *     other hosts, which a bridge floods while it has not learnt them),
  *   - anything that is not IPv4 or IPv6 (ARP, LLDP, VLAN-tagged frames ...),
- *   - frames to a group MAC address (broadcast, multicast: IPv6 neighbour
- *     discovery, VRRP, ...),
  *   - IPv4 with TTL <= 1 and IPv6 with hop limit <= 1 (the kernel answers
  *     them with ICMP time exceeded, as a router must),
  *   - IPv6 to a link-local address (fe80::/10),
@@ -39,12 +40,12 @@ int xdp_local_map_create(void);
 /* XSKMAP with `queues` entries (key = receive queue index). fd or -errno. */
 int xdp_xsk_map_create(unsigned queues);
 
-/* Load the program for one interface's socket map. miss_action: what a
+/* Load the program for one interface (its MAC) and socket map. miss_action: what a
  * frame meant for user space gets when no socket is bound (XDP_PASS in the
  * node; tests use another code to tell the two ways apart). Returns the
  * program fd or -errno, with the verifier's log in log (may be NULL). */
-int xdp_prog_load(int local_fd, int xsk_fd, unsigned miss_action, char *log,
-		  size_t loglen);
+int xdp_prog_load(const uint8_t mac[6], int local_fd, int xsk_fd,
+		  unsigned miss_action, char *log, size_t loglen);
 
 /* Make the local-address map hold exactly addrs[0..n-1] (16-byte keys).
  * Returns 0 or -errno (the map may then hold a mix; call again). */

@@ -22,7 +22,8 @@
 #                 each 1000..1000000 [10000,25000,50000,100000,150000,200000]
 #   --conns N     long-lived TCP connections in each failover [10], 1..200
 #   --phases L    comma list of drill,tandem,ctd,ka1,ka0.1 [all]
-# Environment: TDM_LAB_PREFIX [tdm-bha-]; BHA_QUEUES=N runs Tandem's nodes
+# Environment: TANDEM_DATAPATH=af_xdp runs Tandem's nodes on the AF_XDP data
+# path (one worker; see deploy/drill.sh). TDM_LAB_PREFIX [tdm-bha-]; BHA_QUEUES=N runs Tandem's nodes
 # with N queues instead of the sample config's 2; BHA_PERF=DIR records a
 # perf profile of the whole machine per rate step (DIR/perf-RATE.data),
 # BHA_PERFSTAT=DIR counts system calls and context switches per thread

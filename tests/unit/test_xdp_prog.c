@@ -24,6 +24,7 @@
 #include "xdp_prog.h"
 
 #define TO_USER XDP_TX
+static const uint8_t OURS[6] = {0x02, 0x74, 0x64, 0x02, 0x01, 0x00};
 
 struct fx {
 	int local, xsk, prog;
@@ -42,7 +43,7 @@ static int setup(void **state)
 	f.xsk = xdp_xsk_map_create(1);
 	assert_true(f.xsk >= 0);
 	static char log[65536];
-	f.prog = xdp_prog_load(f.local, f.xsk, TO_USER, log, sizeof(log));
+	f.prog = xdp_prog_load(OURS, f.local, f.xsk, TO_USER, log, sizeof(log));
 	if (f.prog < 0)
 		fprintf(stderr, "verifier: %s\n", log);
 	assert_true(f.prog >= 0);
@@ -65,7 +66,9 @@ static int teardown(void **state)
 static size_t frame4(uint8_t *b, const char *dst, uint8_t ttl, bool group)
 {
 	memset(b, 0, 64);
-	b[0] = group ? 0x01 : 0x02;
+	memcpy(b, OURS, 6);
+	if (group)
+		b[0] |= 0x01;
 	b[6] = 0x02;
 	b[12] = 0x08;
 	b[13] = 0x00;
@@ -82,7 +85,7 @@ static size_t frame4(uint8_t *b, const char *dst, uint8_t ttl, bool group)
 static size_t frame6(uint8_t *b, const char *dst, uint8_t hops)
 {
 	memset(b, 0, 96);
-	b[0] = 0x02;
+	memcpy(b, OURS, 6);
 	b[6] = 0x02;
 	b[12] = 0x86;
 	b[13] = 0xdd;
@@ -134,6 +137,18 @@ static void test_kernel_keeps_what_is_not_forwarded(void **state)
 	assert_int_equal(run(f, b, frame6(b, "fd00:2::2", 1)), XDP_PASS);
 	assert_int_equal(run(f, b, frame6(b, "fe80::1", 64)), XDP_PASS);
 	assert_int_equal(run(f, b, frame6(b, "febf::1", 64)), XDP_PASS);
+	/* another host's MAC (flooded by a bridge), any byte of it */
+	for (int i = 0; i < 6; i++) {
+		n = frame4(b, "10.2.0.2", 64, false);
+		b[i] ^= 0x20;
+		assert_int_equal(run(f, b, n), XDP_PASS);
+		n = frame6(b, "fd00:2::2", 64);
+		b[i] ^= 0x04;
+		assert_int_equal(run(f, b, n), XDP_PASS);
+	}
+	n = frame4(b, "10.2.0.2", 64, false);
+	memset(b, 0xff, 6);
+	assert_int_equal(run(f, b, n), XDP_PASS);
 	/* ARP */
 	n = frame4(b, "10.2.0.2", 64, false);
 	b[12] = 0x08;
