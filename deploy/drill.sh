@@ -529,8 +529,9 @@ class Run:
                     .replace("\n  id = 1;", f"\n  id = {n};")
                     .replace(old_sock, f'socket = "{self.ctl}/fw{n}/node.sock";'))
             if os.environ.get("TANDEM_DATAPATH") == "af_xdp":
-                assert "\n  queues = 2;" in text
-                text = text.replace("\n  queues = 2;", '\n  source = "af_xdp"; queues = 1;')
+                assert '\n  source = "nfqueue";' in text and "\n  queues = 2;" in text
+                text = (text.replace('\n  source = "nfqueue";', '\n  source = "af_xdp";')
+                        .replace("\n  queues = 2;", "\n  queues = 1;"))
             with open(os.path.join(self.tmp, f"node{n}.conf"), "w") as f:
                 f.write(text)
             o = 3 - n
