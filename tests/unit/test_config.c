@@ -61,6 +61,30 @@ static void expect_error(const char *text, const char *prefix)
 	assert_ptr_equal(c, SENTINEL);
 }
 
+/* datapath.source / xdp_mode: names checked, af_xdp needs one worker and
+ * zone interfaces. */
+static void test_datapath_source(void **state)
+{
+	(void)state;
+	struct tandem_config *c = load_ok(BASE RULES);
+	assert_false(c->af_xdp);
+	assert_false(c->xdp_generic);
+	config_free(c);
+	c = load_ok(BASE "datapath = { source = \"af_xdp\"; xdp_mode = \"generic\"; };\n" RULES);
+	assert_true(c->af_xdp && c->xdp_generic);
+	config_free(c);
+	expect_error(BASE "datapath = { source = \"dpdk\"; };\n" RULES,
+		     "<string>:4: datapath.source: \"dpdk\": one of");
+	expect_error(BASE "datapath = { xdp_mode = \"offload\"; };\n" RULES,
+		     "<string>:4: datapath.xdp_mode: \"offload\": one of");
+	expect_error(BASE "datapath = { source = \"af_xdp\"; queues = 2; };\n" RULES,
+		     "<string>:4: datapath.queues: 2 with source");
+	expect_error("node = { name = \"fw1\"; id = 1; };\n"
+		     "datapath = { source = \"af_xdp\"; };\n"
+		     "zones = ( { name = \"a\"; networks = [\"10.0.0.0/8\"]; } );\n" RULES,
+		     "<string>:2: datapath.source: \"af_xdp\" needs zones with interfaces");
+}
+
 /* ------------------------------------------------------------------ */
 /* Good configs                                                         */
 
@@ -575,6 +599,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example_config_loads),
+		cmocka_unit_test(test_datapath_source),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_every_setting_at_its_bounds),
 		cmocka_unit_test(test_error_out_of_range_timeout),
