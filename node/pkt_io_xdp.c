@@ -165,19 +165,18 @@ static int publish_fib(struct pkt_io *io, char *err, size_t errlen)
 		free(f);
 		return r;
 	}
-	f->gen = ++io->gen;
-	struct fib *old = atomic_exchange_explicit(&io->fib, f,
-						   memory_order_acq_rel);
-	if (old) {
-		if (io->nretired == XQ_RETIRED) {
-			/* every slot waits for a worker that has not moved
-			 * on: keep the newest and let this one leak rather
-			 * than free what a worker may read */
-			snprintf(err, errlen, "old routing snapshots not released");
-			return -EBUSY;
-		}
-		io->retired[io->nretired++] = old;
+	struct fib *cur = atomic_load_explicit(&io->fib, memory_order_relaxed);
+	if (cur && io->nretired == XQ_RETIRED) {
+		/* every slot waits for a worker that has not moved on: the
+		 * current snapshot stays (nothing a worker reads is freed) */
+		free(f);
+		snprintf(err, errlen, "old routing snapshots not released");
+		return -EBUSY;
 	}
+	f->gen = ++io->gen;
+	atomic_store_explicit(&io->fib, f, memory_order_release);
+	if (cur)
+		io->retired[io->nretired++] = cur;
 	return 0;
 }
 
@@ -235,6 +234,7 @@ static void xdpio_tick(struct pkt_io *io)
 	}
 	drain_events(io);
 	uint64_t now = clock_now_ms();
+	reclaim(io);
 	if (io->dirty || now - io->last_build_ms >= XQ_FULL_REBUILD_MS) {
 		char err[256];
 		int r = publish_fib(io, err, sizeof(err));
@@ -252,7 +252,6 @@ static void xdpio_tick(struct pkt_io *io)
 		}
 		io->last_build_ms = now;
 	}
-	reclaim(io);
 }
 
 /* ---- frames ------------------------------------------------------------ */
@@ -506,35 +505,42 @@ static bool tx_put(struct xqueue *q, int8_t out, uint64_t addr, uint32_t len)
 	return true;
 }
 
+/* Out with a known next-hop MAC: rewrite, onto the transmit ring; a frame
+ * that cannot go is counted and freed. */
+static void forward(struct xqueue *q, uint64_t addr, uint32_t len, int8_t out,
+		    const uint8_t *mac, struct shard_stats *st)
+{
+	enum drop_reason why = DROP_NONE;
+	if (!rewrite(q, xsk_umem__get_data(q->area, addr), len, out, mac))
+		why = DROP_NO_ROUTE;
+	else if (!tx_put(q, out, addr, len))
+		why = DROP_TX_FULL;
+	if (why != DROP_NONE) {
+		st->drop[why]++;
+		frame_free(q, addr);
+	}
+}
+
 static void send_one(struct xqueue *q, uint64_t addr, uint32_t len, int8_t out,
 		     const uint8_t *nh, uint64_t now, struct shard_stats *st)
 {
-	uint8_t *fr = xsk_umem__get_data(q->area, addr);
 	const uint8_t *mac = fib_neigh(q->fib, q->port[out].ifindex, nh);
-	if (!mac) {
-		want_neigh(q, q->port[out].ifindex, nh);
-		if (q->nhold < XQ_HOLD) {
-			struct xhold *h = &q->hold[q->nhold++];
-			h->addr = addr;
-			h->len = len;
-			h->out = out;
-			memcpy(h->nh, nh, 16);
-			h->until_ms = now + XQ_HOLD_MS;
-			return;
-		}
+	if (mac) {
+		forward(q, addr, len, out, mac, st);
+		return;
+	}
+	want_neigh(q, q->port[out].ifindex, nh);
+	if (q->nhold == XQ_HOLD) {
 		st->drop[DROP_NO_NEIGH]++;
 		frame_free(q, addr);
 		return;
 	}
-	if (!rewrite(q, fr, len, out, mac)) {
-		st->drop[DROP_NO_ROUTE]++;
-		frame_free(q, addr);
-		return;
-	}
-	if (!tx_put(q, out, addr, len)) {
-		st->drop[DROP_TX_FULL]++;
-		frame_free(q, addr);
-	}
+	struct xhold *h = &q->hold[q->nhold++];
+	h->addr = addr;
+	h->len = len;
+	h->out = out;
+	memcpy(h->nh, nh, 16);
+	h->until_ms = now + XQ_HOLD_MS;
 }
 
 /* Frames waiting for a neighbour: out when it is known, dropped after
@@ -545,21 +551,12 @@ static void release_held(struct xqueue *q, uint64_t now, struct shard_stats *st)
 	for (unsigned i = 0; i < q->nhold; i++) {
 		struct xhold *h = &q->hold[i];
 		const uint8_t *mac = fib_neigh(q->fib, q->port[h->out].ifindex, h->nh);
-		if (!mac && now < h->until_ms) {
+		if (mac) {
+			forward(q, h->addr, h->len, h->out, mac, st);
+		} else if (now < h->until_ms) {
 			q->hold[k++] = *h;
-			continue;
-		}
-		if (!mac) {
+		} else {
 			st->drop[DROP_NO_NEIGH]++;
-			frame_free(q, h->addr);
-			continue;
-		}
-		uint8_t *fr = xsk_umem__get_data(q->area, h->addr);
-		if (!rewrite(q, fr, h->len, h->out, mac)) {
-			st->drop[DROP_NO_ROUTE]++;
-			frame_free(q, h->addr);
-		} else if (!tx_put(q, h->out, h->addr, h->len)) {
-			st->drop[DROP_TX_FULL]++;
 			frame_free(q, h->addr);
 		}
 	}

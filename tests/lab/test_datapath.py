@@ -1043,16 +1043,21 @@ def _with_sanitizer_check(fn):
     return run
 
 
-if __name__ == "__main__":
-    # Remember every node started (Node is the harness's; only wrapped here).
-    Node.started = []
-    _node_start = Node.start
+def sanitizer_checked(module_globals):
+    """The test_* functions of a module, each followed by a look at the log
+    of every node it started (Node.start is wrapped to record them)."""
+    if not hasattr(Node, "started"):
+        Node.started = []
+        node_start = Node.start
 
-    def _recording_start(self, *args, **kwargs):
-        if self not in Node.started:
-            Node.started.append(self)
-        return _node_start(self, *args, **kwargs)
-    Node.start = _recording_start
-    tests = {n: (_with_sanitizer_check(f) if n.startswith("test_") and callable(f) else f)
-             for n, f in globals().items()}
-    run_tests(tests, Lab(PREFIX), per_test_timeout=100)
+        def recording_start(self, *args, **kwargs):
+            if self not in Node.started:
+                Node.started.append(self)
+            return node_start(self, *args, **kwargs)
+        Node.start = recording_start
+    return {n: (_with_sanitizer_check(f) if n.startswith("test_") and callable(f) else f)
+            for n, f in dict(module_globals).items()}
+
+
+if __name__ == "__main__":
+    run_tests(sanitizer_checked(globals()), Lab(PREFIX), per_test_timeout=100)

@@ -158,22 +158,4 @@ def test_refused_configs_and_interfaces(lab):
 
 
 if __name__ == "__main__":
-    Node.started = []
-    _node_start = Node.start
-
-    def _recording_start(self, *args, **kwargs):
-        if self not in Node.started:
-            Node.started.append(self)
-        return _node_start(self, *args, **kwargs)
-    Node.start = _recording_start
-
-    def _checked(fn):
-        def run(lab):
-            start = len(Node.started)
-            fn(lab)
-            dp.check_sanitizers(*Node.started[start:])
-        run.__name__, run.__doc__ = fn.__name__, fn.__doc__
-        return run
-    tests = {n: (_checked(f) if n.startswith("test_") and callable(f) else f)
-             for n, f in dict(globals()).items()}
-    run_tests(tests, Lab(PREFIX), per_test_timeout=100)
+    run_tests(dp.sanitizer_checked(globals()), Lab(PREFIX), per_test_timeout=100)
