@@ -935,17 +935,55 @@ static int load_timeouts(struct ld *L)
 	return r;
 }
 
+/* tcp.mss / a rule's tcp_mss: 0 = no clamping, else 64..65495 (Junos
+ * tcp-mss takes 64..65535; above 65495 nothing fits an IPv4 packet). */
+static int opt_mss(struct ld *L, const config_setting_t *g, const char *gpath,
+		   uint16_t *dst)
+{
+	uint32_t v = *dst;
+	int r = opt_u32(L, g, gpath, "mss", 0, 65495, &v);
+	if (r < 0)
+		return r;
+	if (v != 0 && v < 64) {
+		char path[PATH_LEN];
+		join(path, gpath, "mss");
+		return fail(L, config_setting_get_member(g, "mss"), path,
+			    "%u out of range (0 = off, or 64..65495)", v);
+	}
+	*dst = (uint16_t)v;
+	return 0;
+}
+
+/* An optional boolean that overrides a node default: 0 = not given,
+ * 1 = false, 2 = true. */
+static int opt_tristate(struct ld *L, const config_setting_t *g,
+			const char *gpath, const char *name, uint8_t *dst)
+{
+	bool v = false;
+	if (!g || !config_setting_get_member(g, name))
+		return 0;
+	int r = opt_bool(L, g, gpath, name, &v);
+	if (r == 0)
+		*dst = v ? 2 : 1;
+	return r;
+}
+
 static int load_tcp(struct ld *L)
 {
-	static const char *const keys[] = { "rst_invalidate", "fin_invalidate", NULL };
+	static const char *const keys[] = { "rst_invalidate", "fin_invalidate",
+					    "syn_check", "sequence_check", "mss",
+					    "checksum_verify", NULL };
 	const config_setting_t *g = config_lookup(L->cf, "tcp");
 	int r;
 
 	if ((r = check_group(L, g, "tcp", keys)) < 0 ||
 	    (r = opt_bool(L, g, "tcp", "rst_invalidate", &L->c->rst_invalidate)) < 0 ||
-	    (r = opt_bool(L, g, "tcp", "fin_invalidate", &L->c->fin_invalidate)) < 0)
+	    (r = opt_bool(L, g, "tcp", "fin_invalidate", &L->c->fin_invalidate)) < 0 ||
+	    (r = opt_bool(L, g, "tcp", "syn_check", &L->c->syn_check)) < 0 ||
+	    (r = opt_bool(L, g, "tcp", "sequence_check", &L->c->sequence_check)) < 0 ||
+	    (r = opt_bool(L, g, "tcp", "checksum_verify", &L->c->checksum_verify)) < 0)
 		return r;
-	return 0;
+	return opt_mss(L, g, "tcp", &L->c->mss);
 }
 
 static int load_ageing(struct ld *L)
@@ -1280,7 +1318,7 @@ static int load_rule(struct ld *L, const config_setting_t *g, unsigned ri,
 	static const char *const keys[] = {
 		"name", "from", "to", "source", "destination", "service", "action",
 		"tracking", "idle_timeout", "keepalive", "limit_per_source",
-		"limit_per_destination", "log", NULL
+		"limit_per_destination", "log", "tcp", NULL
 	};
 	static const char *const modes[] = { "off", "loose", "normal", "strict" };
 	static const char *const actions[] = { "accept", "drop", "reject" };
@@ -1366,6 +1404,25 @@ static int load_rule(struct ld *L, const config_setting_t *g, unsigned ri,
 			 &rule->limit_dst)) < 0 ||
 	    (r = opt_bool(L, g, rpath, "log", &rule->log)) < 0)
 		return r;
+	/* tcp = { syn_check = ...; sequence_check = ...; mss = ...; }:
+	 * the node's tcp.* for this rule's sessions */
+	const config_setting_t *tg = config_setting_get_member(g, "tcp");
+	if (tg) {
+		static const char *const tkeys[] = { "syn_check", "sequence_check",
+						     "mss", NULL };
+		char tpath[PATH_LEN];
+		join(tpath, rpath, "tcp");
+		if ((r = check_group(L, tg, tpath, tkeys)) < 0 ||
+		    (r = opt_tristate(L, tg, tpath, "syn_check", &rule->syn_check)) < 0 ||
+		    (r = opt_tristate(L, tg, tpath, "sequence_check",
+				      &rule->sequence_check)) < 0)
+			return r;
+		uint16_t mss = 0;
+		if ((r = opt_mss(L, tg, tpath, &mss)) < 0)
+			return r;
+		if (config_setting_get_member(tg, "mss"))
+			rule->mss = mss ? mss : CFG_MSS_OFF;
+	}
 	/* Keepalives and connection limits act on sessions; a stateless
 	 * rule has none, so asking for them is a mistake worth reporting. */
 	if (rule->mode == TRACK_OFF) {
@@ -1552,6 +1609,8 @@ static void set_defaults(struct tandem_config *c)
 	c->timeout[TO_OTHER] = 1800;
 	c->rst_invalidate = true;
 	c->fin_invalidate = false;
+	c->syn_check = true;
+	c->sequence_check = true;
 	c->age_high_pct = 90;
 	c->age_low_pct = 70;
 	c->early_ageout = 20;

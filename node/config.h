@@ -63,6 +63,8 @@ struct cfg_iface {
 	uint8_t zone; /* zone id */
 };
 
+#define CFG_MSS_OFF 0xffff /* a rule's tcp.mss = 0: no clamping for it */
+
 struct cfg_rule {
 	char name[CFG_NAME_MAX];
 	unsigned line;          /* line in the config file */
@@ -79,6 +81,9 @@ struct cfg_rule {
 	uint32_t limit_src;     /* concurrent sessions per source address, 0 = none */
 	uint32_t limit_dst;     /* per destination address, 0 = none */
 	bool log;
+	/* tcp = { ... }: 0 = the node's tcp.* setting, 1 = false, 2 = true */
+	uint8_t syn_check, sequence_check;
+	uint16_t mss;           /* 0 = the node's tcp.mss, CFG_MSS_OFF = none */
 };
 
 struct tandem_config {
@@ -101,6 +106,10 @@ struct tandem_config {
 	/* tcp */
 	bool rst_invalidate;      /* [true] */
 	bool fin_invalidate;      /* [false] */
+	bool syn_check;           /* [true] false: Junos no-syn-check */
+	bool sequence_check;      /* [true] false: Junos no-sequence-check */
+	uint16_t mss;             /* [0] clamp SYN and SYN/ACK MSS to this; 0 = off */
+	bool checksum_verify;     /* [false] verify TCP/UDP checksums */
 	/* aggressive ageing (SRX) */
 	unsigned age_high_pct;    /* [90] 100 = off */
 	unsigned age_low_pct;     /* [70] */

@@ -313,6 +313,10 @@ static void sess_to_wire(struct wire_sess *w, const struct sess_copy *c,
 		w->t1.end = s->tcp[1].end;
 		w->t1.maxend = s->tcp[1].maxend;
 		w->t1.maxwin = s->tcp[1].maxwin;
+		w->t0.has_maxack = (s->tflags & STF_MAXACK0) != 0;
+		w->t0.maxack = s->tcp[0].maxack;
+		w->t1.has_maxack = (s->tflags & STF_MAXACK1) != 0;
+		w->t1.maxack = s->tcp[1].maxack;
 		w->s.tcp0 = &w->t0;
 		w->s.tcp1 = &w->t1;
 	}
@@ -931,7 +935,7 @@ static void do_stats(struct ctl *c, struct conn *cn, uint64_t seq)
 	struct shard_stats t;
 	uint64_t sessions;
 	totals(c, &t, &sessions);
-	enum { MAXC = V_MAX + DROP_MAX + PC_MAX * 2 + END_MAX + PC_MAX * SS_MAX + SS_MAX + 16 };
+	enum { MAXC = V_MAX + DROP_MAX + PC_MAX * 2 + END_MAX + PC_MAX * SS_MAX + SS_MAX + TN_MAX + 16 };
 	static Tandem__Counter cs[MAXC];
 	static Tandem__Counter *ps[MAXC];
 	static char names[MAXC][64];
@@ -951,6 +955,10 @@ static void do_stats(struct ctl *c, struct conn *cn, uint64_t seq)
 	add_counter(cs, ps, &n, names, "keepalive.probes", t.ka_probes);
 	add_counter(cs, ps, &n, names, "keepalive.rejuvenated", t.ka_rejuvenated);
 	add_counter(cs, ps, &n, names, "keepalive.discarded_rst", t.ka_rst);
+	for (unsigned k = 1; k < TN_MAX; k++) {
+		snprintf(nm, sizeof(nm), "tcp.%s", track_note_name(k));
+		add_counter(cs, ps, &n, names, nm, t.tcp_note[k]);
+	}
 	for (unsigned v = 0; v < V_MAX; v++) {
 		snprintf(nm, sizeof(nm), "verdict.%s", verdict_name(v));
 		add_counter(cs, ps, &n, names, nm, t.verdict[v]);

@@ -40,10 +40,11 @@
 	/* --- state tracking --- */                                           \
 	X(TCP_NOT_SYN, "tcp-not-syn")           /* miss, mode needs a SYN */    \
 	X(TCP_STATE, "tcp-invalid-state")       /* e.g. data after own FIN */   \
-	X(TCP_WINDOW, "tcp-out-of-window")      /* strict: seq/ack window */    \
-	X(TCP_GAP, "tcp-gap")                   /* strict: a segment not seen */ \
+	X(TCP_WINDOW, "tcp-out-of-window")      /* seq/ack outside the window */ \
 	X(TCP_RST_WINDOW, "tcp-rst-out-of-window") /* RST outside the window */ \
-	X(ICMP_NO_REQUEST, "icmp-no-request")   /* strict: reply w/o request */ \
+	X(TCP_SYNACK_ACK, "tcp-synack-bad-ack") /* SYN/ACK not acking ISN+1 */ \
+	X(TCP_CSUM, "tcp-bad-checksum")         /* checksum_verify: TCP/UDP sum */ \
+	X(ICMP_NO_REQUEST, "icmp-no-request")   /* normal/strict: reply w/o request */ \
 	X(ICMP_ERR_NO_SESSION, "icmp-error-no-session") /* quotes no session */ \
 	/* --- forwarding (AF_XDP data path: the node routes itself) --- */    \
 	X(NO_ROUTE, "no-route")                 /* no route out of a zone interface */ \
@@ -67,6 +68,33 @@ static inline const char *drop_name(enum drop_reason r)
 #undef X_NAME
 	};
 	return (unsigned)r < DROP_MAX ? names[r] : "?";
+}
+
+/* What a forwarded TCP packet says about its session (track_tcp.c), for
+ * the counters "tcp.<name>". */
+#define TRACK_NOTES(X)                                                         \
+	X(NONE, "none")                                                        \
+	X(RST_IN_WINDOW, "rst-in-window")   /* RST in window, not exact: kept */ \
+	X(OLD, "retransmission")            /* old data or a delayed ACK */    \
+	X(SYN_ON_OPEN, "syn-on-open")       /* SYN with a new ISN passed */    \
+	X(REOPENED, "reopened")             /* SYN/ACK answered it: new handshake */ \
+	X(IGNORED, "ignored")               /* passed unchecked (see the table) */
+
+enum track_note {
+#define X_ENUM(id, name) TN_##id,
+	TRACK_NOTES(X_ENUM)
+#undef X_ENUM
+	TN_MAX
+};
+
+static inline const char *track_note_name(enum track_note n)
+{
+	static const char *const names[TN_MAX] = {
+#define X_NAME(id, name) [TN_##id] = name,
+		TRACK_NOTES(X_NAME)
+#undef X_NAME
+	};
+	return (unsigned)n < TN_MAX ? names[n] : "?";
 }
 
 #endif

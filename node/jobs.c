@@ -230,6 +230,7 @@ static void apply_one(struct ctl_job *j, struct shard *sh,
 	memcpy(s->pkts, r->s.pkts, sizeof(s->pkts));
 	memcpy(s->bytes, r->s.bytes, sizeof(s->bytes));
 	memcpy(s->tcp, r->s.tcp, sizeof(s->tcp));
+	s->tflags = r->s.tflags; /* which maxack fields hold one */
 	j->applied++;
 }
 

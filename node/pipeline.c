@@ -27,6 +27,8 @@ void node_ctx_init(struct node_ctx *ctx, const struct tandem_config *cfg,
 		ctx->timeout_ms[i] = (uint64_t)cfg->timeout[i] * 1000u;
 	ctx->topts.rst_invalidate = cfg->rst_invalidate;
 	ctx->topts.fin_invalidate = cfg->fin_invalidate;
+	ctx->topts.syn_check = cfg->syn_check;
+	ctx->topts.sequence_check = cfg->sequence_check;
 	ctx->zones_by_iface = zones_by_iface;
 }
 
@@ -279,11 +281,30 @@ static void icmp_error(struct shard *sh, const struct pkt *p, uint8_t iif,
 
 /* ---- the packet ------------------------------------------------------- */
 
-static enum drop_reason track_new(struct sess *s, const struct pkt *p,
-				  enum track_mode mode)
+/* The tracker's switches for a rule's sessions: the node's, with the
+ * rule's tcp = { ... } on top. */
+static inline void rule_topts(const struct node_ctx *ctx, unsigned rule,
+			      struct track_opts *o)
 {
+	*o = ctx->topts;
+	if (rule >= ctx->cfg->n_rules)
+		return;
+	const struct cfg_rule *r = &ctx->cfg->rules[rule];
+	if (r->syn_check)
+		o->syn_check = r->syn_check == 2;
+	if (r->sequence_check)
+		o->sequence_check = r->sequence_check == 2;
+}
+
+static enum drop_reason track_new(const struct node_ctx *ctx, struct sess *s,
+				  const struct pkt *p, enum track_mode mode,
+				  unsigned rule)
+{
+	struct track_opts o;
 	switch (p->proto) {
-	case PKT_PROTO_TCP: return track_tcp_new(s, p, mode);
+	case PKT_PROTO_TCP:
+		rule_topts(ctx, rule, &o);
+		return track_tcp_new(s, p, mode, &o);
 	case PKT_PROTO_UDP: return track_udp_new(s, p, mode);
 	case PKT_PROTO_ICMP:
 	case PKT_PROTO_ICMPV6:
@@ -299,9 +320,12 @@ static void track_existing(struct shard *sh, struct sess *s,
 			   const struct pkt *p, unsigned dir,
 			   struct track_out *out)
 {
+	struct track_opts o;
 	switch (p->proto) {
 	case PKT_PROTO_TCP:
-		track_tcp(s, p, dir, &sh->ctx->topts, out);
+		rule_topts(sh->ctx, s->rule, &o);
+		track_tcp(s, p, dir, &o, out);
+		sh->st.tcp_note[out->note]++;
 		break;
 	case PKT_PROTO_UDP:
 		track_udp(s, p, dir, out);
@@ -351,7 +375,7 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 	/* Decide on a scratch session first so a refused packet costs no
 	 * pool entry and no limit unit. */
 	struct sess tmp = {0};
-	enum drop_reason why = track_new(&tmp, p, r->mode);
+	enum drop_reason why = track_new(ctx, &tmp, p, r->mode, r->index);
 	if (why != DROP_NONE) {
 		count_verdict(sh, res, V_DROP, why);
 		return;
@@ -398,6 +422,7 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 	if (p->proto == PKT_PROTO_TCP) {
 		memcpy(s->tcp, tmp.tcp, sizeof(s->tcp));
 		s->wscale = tmp.wscale;
+		s->tflags = tmp.tflags;
 	}
 	s->rule = r->index;
 	s->mode = (uint8_t)(r->mode | limited);

@@ -261,6 +261,19 @@ static enum drop_reason parse_tcp(struct pkt *p, const uint8_t *h,
 		if (kind == 3 && olen == 3) /* window scale */
 			p->tcp_wscale = h[i + 2] > TCP_WSCALE_MAX ?
 					TCP_WSCALE_MAX : h[i + 2];
+		else if (kind == 2 && olen == 4) /* MSS: where, for clamping */
+			p->tcp_mss_opt = (uint8_t)i;
+		else if (kind == 5 && olen >= 10 && (olen - 2) % 8 == 0) {
+			/* SACK blocks: the highest right edge acknowledges
+			 * data too, so the tracker checks it like the ack */
+			for (uint32_t b = i + 2; b + 8 <= i + olen; b += 8) {
+				uint32_t right = rd32(h + b + 4);
+				if (!p->tcp_has_sack ||
+				    (int32_t)(right - p->tcp_sack) > 0)
+					p->tcp_sack = right;
+				p->tcp_has_sack = true;
+			}
+		}
 		i += olen;
 	}
 
@@ -431,7 +444,7 @@ enum drop_reason pkt_parse(struct pkt *p, const uint8_t *data, uint32_t len)
 {
 	enum drop_reason r;
 
-	/* One memset of 120 bytes: every field not set below reads 0. */
+	/* One memset of the whole struct: every field not set below reads 0. */
 	memset(p, 0, sizeof(*p));
 	p->data = data;
 	p->tcp_wscale = 0xff;

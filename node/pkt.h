@@ -67,6 +67,9 @@ struct pkt {
 	uint8_t tcp_wscale;   /* window scale option, 0xff when absent */
 	uint16_t tcp_win;     /* raw window field */
 	uint32_t tcp_seq, tcp_ack;
+	uint32_t tcp_sack;    /* highest right edge of the SACK blocks */
+	bool tcp_has_sack;    /* a SACK option with at least one block */
+	uint8_t tcp_mss_opt;  /* offset of the MSS option in the TCP header, 0 = none */
 
 	/* ICMP / ICMPv6 */
 	uint8_t icmp_type, icmp_code;

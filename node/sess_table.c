@@ -8,7 +8,7 @@
  * across packets), and never visit more than `budget` entries in one
  * expiry or ageing call.
  *
- * Pool: `capacity` struct sess (120 bytes) in one aligned block, zeroed at
+ * Pool: `capacity` struct sess (136 bytes) in one aligned block, zeroed at
  * creation so every page is touched before traffic. Free entries are chained
  * through tw_next (pool index + 1, 0 = end). A live session is always linked
  * in the wheel, so tw_prev != 0 is what tells live from free: a fresh session
@@ -21,7 +21,7 @@
  *
  * sig = low 16 bits of the hash (0 means empty, so a hash whose low bits are
  * 0 uses 1); idx = pool index. 10 slots per 8 sessions: at full capacity the
- * index is 80 % loaded and costs 8 bytes per session (120 + 8 = 128 bytes per
+ * index is 80 % loaded and costs 8 bytes per session (136 + 8 = 144 bytes per
  * session, plus 16 KiB of wheel heads per shard). Home bucket =
  * (hash * nbuckets) >> 32, which needs no power-of-two bucket count and
  * takes the high hash bits, so sig (low bits) stays mostly independent.
@@ -233,7 +233,7 @@ static inline unsigned mask_first(uint32_t m)
 static inline void prefetch_key(const struct sess *s)
 {
 	/* The 40-byte key straddles two lines for half of the pool entries
-	 * (120-byte stride); a second prefetch of the same line is cheap. */
+	 * (136-byte stride); a second prefetch of the same line is cheap. */
 	__builtin_prefetch(s);
 	__builtin_prefetch((const char *)s + sizeof(struct sess_key) - 1);
 }

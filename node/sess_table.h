@@ -63,16 +63,27 @@ enum {
 	SF_KEEPALIVE    = 0x80, /* rule asked for keepalive probes */
 };
 
-/* Per-direction TCP window data (Rooij / Linux tracker: end, maxend, maxwin). */
+/* Per-direction TCP window data (Rooij; pf's seqlo/seqhi/max_win; the
+ * Linux tracker's td_end, td_maxend, td_maxwin, td_maxack). */
 struct sess_tcp_dir {
 	uint32_t end;    /* highest seq + len sent */
-	uint32_t maxend; /* highest ack + window seen from the other side */
-	uint32_t maxwin; /* largest (scaled) window advertised */
+	uint32_t maxend; /* right edge this side may send to: highest ack +
+			  * window the other side advertised */
+	uint32_t maxwin; /* largest (scaled) window this side advertised */
+	uint32_t maxack; /* highest ack this side sent (STF_MAXACK0/1) */
+};
+
+/* TCP tracker flags (s->tflags). */
+enum {
+	STF_MAXACK0     = 0x01, /* tcp[0].maxack holds an ack */
+	STF_MAXACK1     = 0x02, /* tcp[1].maxack holds an ack */
+	STF_SYN_PENDING = 0x04, /* a SYN with a new ISN passed an open session;
+				 * syn_* hold it until a SYN/ACK answers it */
 };
 
 /*
- * One session: 120 bytes; with the index at full load (64-byte bucket per
- * 8 sessions) 128 bytes per session. Direction 0 = original (initiator ->
+ * One session: 136 bytes; with the index at full load (64-byte bucket per
+ * 8 sessions) 144 bytes per session. Direction 0 = original (initiator ->
  * responder), 1 = reply.
  */
 struct sess {
@@ -89,9 +100,13 @@ struct sess {
 	uint8_t flags;             /*  93   1  SF_* */
 	uint8_t wscale;            /*  94   1  window scale: low nibble dir 0, high dir 1 */
 	uint8_t mode;              /*  95   1  tracking mode of the rule (enum track_mode) */
-	struct sess_tcp_dir tcp[2];/*  96  24 */
-};                                 /* 120 */
-_Static_assert(sizeof(struct sess) == 120, "struct sess is 120 bytes");
+	struct sess_tcp_dir tcp[2];/*  96  32 */
+	uint32_t syn_end;          /* 128   4  STF_SYN_PENDING: that SYN's seq + 1 */
+	uint16_t syn_win;          /* 132   2  its window (unscaled) */
+	uint8_t syn_wscale;        /* 134   1  its window scale (15 = none) */
+	uint8_t tflags;            /* 135   1  STF_* */
+};                                 /* 136 */
+_Static_assert(sizeof(struct sess) == 136, "struct sess is 136 bytes");
 
 struct sess_table;
 

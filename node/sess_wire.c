@@ -146,16 +146,19 @@ int peer_rec_from_bytes(const uint8_t *d, size_t n,
 	if (kl[3] != 16 || kl[4] != 16 || (family != 4 && family != 6) ||
 	    proto > 255 || port0 > 65535 || port1 > 65535 || zone > 65535)
 		return -EINVAL;
-	/* TcpDir {end 1, maxend 2, maxwin 3} */
-	uint64_t tv[2][4] = {{0}};
+	/* TcpDir {end 1, maxend 2, maxwin 3, maxack 4 (optional)} */
+	uint64_t tv[2][5] = {{0}};
+	unsigned tseen[2] = {0};
 	for (unsigned i = 0; i < 2; i++) {
 		unsigned f = i ? S_TCP1 : S_TCP0;
 		if (!(seen >> f & 1))
 			continue;
-		r = read_required(b[f], bl[f], 4, 1u << 1 | 1u << 2 | 1u << 3, 0,
-				  tv[i], NULL, NULL);
+		r = read_fields(b[f], bl[f], 5, 0x1e, 0, tv[i], NULL, NULL,
+				&tseen[i]);
 		if (r < 0)
 			return r;
+		if ((tseen[i] & 0x0e) != 0x0e)
+			return -EINVAL;
 	}
 	/* the enum keeps its 32 bits (a negative value arrives as 10 bytes) */
 	int st = sess_state_from_wire((int)(int32_t)(uint32_t)v[S_STATE]);
@@ -192,6 +195,10 @@ int peer_rec_from_bytes(const uint8_t *d, size_t n,
 			s->tcp[i].end = (uint32_t)tv[i][1];
 			s->tcp[i].maxend = (uint32_t)tv[i][2];
 			s->tcp[i].maxwin = (uint32_t)tv[i][3];
+			if (tseen[i] >> 4 & 1) {
+				s->tcp[i].maxack = (uint32_t)tv[i][4];
+				s->tflags |= (uint8_t)(i ? STF_MAXACK1 : STF_MAXACK0);
+			}
 		}
 	out->remaining_ms = (uint32_t)v[S_REMAINING];
 	return 0;

@@ -53,6 +53,7 @@ struct shard_stats {
 	uint64_t entered[SS_MAX], left[SS_MAX];
 	uint64_t ageing_active;          /* 1 while aggressive ageing runs */
 	uint64_t first_frags;
+	uint64_t tcp_note[TN_MAX];       /* forwarded TCP packets by track note */
 };
 
 const char *end_reason_name(enum end_reason r);

@@ -22,14 +22,14 @@
 enum sync_type { SYNC_CREATE, SYNC_STATE, SYNC_REFRESH, SYNC_EXPIRE,
 		 SYNC_DELETE };
 
-/* One event: 128 bytes (the session and its absolute expiry). */
+/* One event: 144 bytes (the session and its absolute expiry). */
 struct sync_rec {
-	struct sess s;      /* 120: as it was when the event happened */
+	struct sess s;      /* 136: as it was when the event happened */
 	uint32_t expire;    /* low 32 bits of the expiry in ms (s.expire) */
 	uint8_t type;       /* enum sync_type */
 	uint8_t pad[3];
 };
-_Static_assert(sizeof(struct sync_rec) == 128, "sync_rec is 128 bytes");
+_Static_assert(sizeof(struct sync_rec) == 144, "sync_rec is 144 bytes");
 
 struct sync_out {
 	_Atomic bool subscribed;   /* set by the control thread */

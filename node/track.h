@@ -21,10 +21,15 @@
 struct track_opts {
 	bool rst_invalidate;
 	bool fin_invalidate;
+	bool syn_check;      /* false: a non-SYN may open (Junos no-syn-check) */
+	bool sequence_check; /* false: no window checks (no-sequence-check) */
 };
+
+
 
 struct track_out {
 	enum drop_reason drop; /* DROP_NONE: forward */
+	enum track_note note;  /* TN_NONE, or what is worth counting */
 	bool end;              /* remove the session after forwarding */
 	enum end_reason end_reason;
 	bool refresh;          /* restart the state's idle timer */
@@ -42,7 +47,8 @@ struct track_out {
 /* TCP: may this first packet open a session in `mode`? Fills the new
  * session's state and window data when it may. */
 enum drop_reason track_tcp_new(struct sess *s, const struct pkt *p,
-			       enum track_mode mode);
+			       enum track_mode mode,
+			       const struct track_opts *o);
 /* TCP: a packet of an existing session, dir 0 = original, 1 = reply. */
 void track_tcp(struct sess *s, const struct pkt *p, unsigned dir,
 	       const struct track_opts *o, struct track_out *out);

@@ -2,10 +2,11 @@
  * track_icmp.c - ICMP/ICMPv6 query sessions (echo and the other
  * request/reply pairs, keyed by identifier) and generic protocols.
  *
- * Forcepoint: in strict mode an ICMP session must begin with a request; in
- * loose and normal mode a reply without a request opens one (without the
- * "began with a valid request" flag that a later loose->strict policy
- * change checks). ICMP errors never open sessions: pipeline.c maps them to
+ * Forcepoint: in normal and strict mode an ICMP session must begin with a
+ * request (a reply with no request, or with another identifier, answers
+ * nothing, as Linux conntrack also holds); only loose mode lets a reply
+ * open one, without the "began with a valid request" flag that a later
+ * loose->strict policy change checks. ICMP errors never open sessions: pipeline.c maps them to
  * the session they quote. Must never: touch the table, clock or counters.
  */
 #include "track.h"
@@ -13,7 +14,7 @@
 enum drop_reason track_icmp_new(struct sess *s, const struct pkt *p,
 				enum track_mode mode)
 {
-	if (p->icmp_kind == PKT_ICMP_REPLY && mode == TRACK_STRICT)
+	if (p->icmp_kind == PKT_ICMP_REPLY && mode != TRACK_LOOSE)
 		return DROP_ICMP_NO_REQUEST;
 	s->state = SS_ICMP;
 	if (p->icmp_kind == PKT_ICMP_REQUEST)
@@ -28,6 +29,7 @@ void track_icmp(struct sess *s, const struct pkt *p, unsigned dir,
 	(void)p;
 	(void)dir;
 	out->drop = DROP_NONE;
+	out->note = TN_NONE;
 	out->end = false;
 	out->reopen = false;
 	out->refresh = true;

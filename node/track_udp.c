@@ -20,6 +20,7 @@ void track_udp(struct sess *s, const struct pkt *p, unsigned dir,
 {
 	(void)p;
 	out->drop = DROP_NONE;
+	out->note = TN_NONE;
 	out->end = false;
 	out->reopen = false;
 	out->refresh = true;

@@ -62,11 +62,19 @@ static int ref_from_session(const Tandem__Session *w,
 		s->tcp[0].end = w->tcp0->end;
 		s->tcp[0].maxend = w->tcp0->maxend;
 		s->tcp[0].maxwin = w->tcp0->maxwin;
+		if (w->tcp0->has_maxack) {
+			s->tcp[0].maxack = w->tcp0->maxack;
+			s->tflags |= STF_MAXACK0;
+		}
 	}
 	if (w->tcp1) {
 		s->tcp[1].end = w->tcp1->end;
 		s->tcp[1].maxend = w->tcp1->maxend;
 		s->tcp[1].maxwin = w->tcp1->maxwin;
+		if (w->tcp1->has_maxack) {
+			s->tcp[1].maxack = w->tcp1->maxack;
+			s->tflags |= STF_MAXACK1;
+		}
 	}
 	out->remaining_ms = w->remaining_ms;
 	return 0;
@@ -135,6 +143,8 @@ static void full(struct wsess *w)
 	w->t0.end = 1000;
 	w->t0.maxend = 2000;
 	w->t0.maxwin = 65535;
+	w->t0.has_maxack = true; /* t1 has none: both forms travel */
+	w->t0.maxack = 4242;
 	w->t1.end = UINT32_MAX;
 	w->t1.maxend = 1;
 	w->t1.maxwin = 2;

@@ -1,0 +1,434 @@
+/*
+ * test_track_tcp.c - the TCP tracker (node/track_tcp.c) as a named table of
+ * packet sequences, one case each (pf's regress style): every packet is
+ * built as bytes, parsed and run through the pipeline, and each step says
+ * what must happen to it (forwarded or dropped, and why) and where the
+ * session stands afterwards.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "config.h"
+#include "connlimit.h"
+#include "pipeline.h"
+#include "pktbuild.h"
+#include "policy.h"
+
+#define CLI "10.1.0.2"
+#define NORMAL "10.2.0.1"
+#define STRICT "10.2.0.2"
+#define LOOSE "10.2.0.3"
+#define NOSEQ "10.2.0.4"  /* normal, tcp.sequence_check = false */
+#define NOSYN "10.2.0.5"  /* normal, tcp.syn_check = false */
+
+static const char *const conf_text =
+	"node = { name = \"t\"; id = 3; };\n"
+	"table = { max_sessions = 256; };\n"
+	"ageing = { high_watermark = 100; low_watermark = 90; };\n"
+	"zones = ( { name = \"in\"; networks = [\"10.1.0.0/16\"]; },\n"
+	"          { name = \"out\"; networks = [\"10.2.0.0/16\"]; } );\n"
+	"rules = (\n"
+	" { name = \"n\"; destination = [\"10.2.0.1\"]; action = \"accept\"; tracking = \"normal\"; },\n"
+	" { name = \"s\"; destination = [\"10.2.0.2\"]; action = \"accept\"; tracking = \"strict\"; },\n"
+	" { name = \"l\"; destination = [\"10.2.0.3\"]; action = \"accept\"; tracking = \"loose\"; },\n"
+	" { name = \"noseq\"; destination = [\"10.2.0.4\"]; action = \"accept\"; tcp = { sequence_check = false; }; },\n"
+	" { name = \"nosyn\"; destination = [\"10.2.0.5\"]; action = \"accept\"; tcp = { syn_check = false; }; }\n"
+	");\n";
+
+struct fx {
+	struct tandem_config *cfg;
+	struct policy *pol;
+	struct connlimit *lim;
+	struct node_ctx ctx;
+	struct shard sh;
+	uint8_t buf[2048];
+	struct pipeline_result res;
+};
+
+static int setup(void **st)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[512] = "";
+	assert_non_null(f);
+	if (config_load_string(conf_text, &f->cfg, err, sizeof(err)) < 0)
+		fail_msg("config: %s", err);
+	if (policy_compile(f->cfg, &f->pol, err, sizeof(err)) < 0)
+		fail_msg("policy: %s", err);
+	assert_int_equal(connlimit_new(64, &f->lim), 0);
+	clock_use_manual(1000000);
+	node_ctx_init(&f->ctx, f->cfg, f->pol, f->lim, false);
+	assert_int_equal(shard_init(&f->sh, 0, 256, &f->ctx, clock_now_ms()), 0);
+	*st = f;
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	struct fx *f = *st;
+	shard_fini(&f->sh);
+	connlimit_free(f->lim);
+	policy_free(f->pol);
+	config_free(f->cfg);
+	free(f);
+	return 0;
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+#define CI 1000000u     /* client ISN */
+#define SI 7000000u     /* server ISN */
+#define C(x) (CI + (uint32_t)(x))
+#define S(x) (SI + (uint32_t)(x))
+
+enum { F = PB_FIN, Y = PB_SYN, R = PB_RST, P = PB_PSH, A = PB_ACK };
+enum { TO_S = 0, TO_C = 1 }; /* client -> server, server -> client */
+enum { FWD = 0, DROP = 1 };
+enum { ST_ANY = 0, ST_GONE = 100 };
+
+struct step {
+	uint8_t dir, flags;
+	uint32_t seq, ack;
+	uint16_t win;
+	int8_t wscale;         /* -1 = no option */
+	uint16_t len;
+	uint8_t verdict;       /* FWD / DROP */
+	enum drop_reason why;  /* for DROP (DROP_NONE: any) */
+	enum track_note note;  /* for FWD: the note it must carry (TN_NONE: any) */
+	unsigned state;        /* session state afterwards (ST_ANY, ST_GONE) */
+};
+
+#define MAX_STEPS 12
+struct tcase {
+	const char *name;
+	const char *server;
+	uint16_t port;
+	struct step s[MAX_STEPS];
+};
+
+/* The usual handshake: windows 65535 unscaled. */
+#define HS                                                                     \
+	{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },        \
+	{ TO_C, Y | A, S(0), C(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_RECV }, \
+	{ TO_S, A, C(1), S(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED }
+
+static const struct tcase cases[] = {
+	{ "handshake_then_data_both_ways", NORMAL, 1, {
+		HS,
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 100, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A | P, S(1), C(101), 65535, -1, 1000, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A, C(101), S(1001), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "synack_acking_the_wrong_number_dropped", NORMAL, 2, {
+		{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_C, Y | A, S(0), C(1000), 65535, -1, 0, DROP, DROP_TCP_SYNACK_ACK, 0, SS_TCP_SYN_SENT },
+		/* the final ACK of a handshake that never happened */
+		{ TO_S, A, C(1), S(1), 65535, -1, 0, DROP, DROP_TCP_STATE, 0, SS_TCP_SYN_SENT },
+		{ TO_C, Y | A, S(0), C(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_RECV },
+	}},
+	{ "data_before_synack_refused", STRICT, 3, {
+		{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_S, A | P, C(1), 0, 65535, -1, 100, DROP, DROP_TCP_STATE, 0, SS_TCP_SYN_SENT },
+	}},
+	{ "data_on_the_final_ack_passes", NORMAL, 4, {
+		{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_C, Y | A, S(0), C(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_RECV },
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 200, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "syn_retransmit_with_new_isn_restarts", NORMAL, 5, {
+		{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_S, Y, C(50000), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_C, Y | A, S(0), C(1), 65535, -1, 0, DROP, DROP_TCP_SYNACK_ACK, 0, SS_TCP_SYN_SENT },
+		{ TO_C, Y | A, S(0), C(50001), 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_RECV },
+	}},
+	{ "rst_exact_ends_session", NORMAL, 6, {
+		HS,
+		{ TO_C, R, S(1), 0, 0, -1, 0, FWD, 0, 0, ST_GONE },
+	}},
+	{ "rst_far_outside_window_dropped_all_modes", LOOSE, 7, {
+		HS,
+		{ TO_C, R, S(1 + 65535 + 1000000), 0, 0, -1, 0, DROP, DROP_TCP_RST_WINDOW, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 10, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "rst_below_acked_dropped_strict", STRICT, 8, {
+		HS,
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 100, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A, S(1), C(101), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, R, C(1), 0, 0, -1, 0, DROP, DROP_TCP_RST_WINDOW, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, R, C(101), 0, 0, -1, 0, FWD, 0, 0, ST_GONE },
+	}},
+	{ "rst_in_window_not_exact_challenge_ack_then_exact", NORMAL, 9, {
+		HS,
+		{ TO_C, R, S(1 + 500), 0, 0, -1, 0, FWD, 0, TN_RST_IN_WINDOW, SS_TCP_ESTABLISHED },
+		/* the client's challenge ACK, then the exact RST */
+		{ TO_S, A, C(1), S(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, R, S(1), 0, 0, -1, 0, FWD, 0, 0, ST_GONE },
+	}},
+	{ "rst_ack_in_syn_sent_must_ack_the_syn", NORMAL, 10, {
+		{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_C, R | A, 0, C(77), 0, -1, 0, DROP, DROP_TCP_RST_WINDOW, 0, SS_TCP_SYN_SENT },
+		{ TO_C, R, 0, 0, 0, -1, 0, DROP, DROP_TCP_RST_WINDOW, 0, SS_TCP_SYN_SENT },
+		{ TO_C, R | A, 0, C(1), 0, -1, 0, FWD, 0, 0, ST_GONE },
+	}},
+	{ "data_far_past_the_window_dropped_normal", NORMAL, 11, {
+		HS,
+		{ TO_S, A | P, C(1 + 65535 + 100000), S(1), 65535, -1, 10, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "ack_for_data_never_sent_dropped", NORMAL, 12, {
+		HS,
+		{ TO_S, A, C(1), S(90000), 65535, -1, 0, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "segment_starting_at_the_right_edge_passes", STRICT, 13, {
+		HS,
+		/* the right edge is C(1) + 65535: a segment may start there
+		 * and overshoot (Linux allows one max window) */
+		{ TO_S, A | P, C(1 + 65535), S(1), 65535, -1, 100, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1 + 65536), S(1), 65535, -1, 100, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "data_valid_after_the_window_slides", STRICT, 14, {
+		{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_C, Y | A, S(0), C(1), 1000, -1, 0, FWD, 0, 0, SS_TCP_SYN_RECV },
+		{ TO_S, A, C(1), S(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1001), S(1), 65535, -1, 500, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1501), S(1), 65535, -1, 500, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A, S(1), C(1501), 1000, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1501), S(1), 65535, -1, 500, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "window_scale_applies_when_both_syns_carry_it", STRICT, 15, {
+		{ TO_S, Y, C(0), 0, 65535, 7, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_C, Y | A, S(0), C(1), 65535, 7, 0, FWD, 0, 0, SS_TCP_SYN_RECV },
+		{ TO_S, A, C(1), S(1), 1000, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		/* server window 1000 << 7 = 128000 */
+		{ TO_C, A, S(1), C(1), 1000, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(100001), S(1), 1000, -1, 100, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1 + 128000 + 128000 + 10), S(1), 1000, -1, 100, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "window_scale_ignored_when_one_syn_lacks_it", STRICT, 16, {
+		{ TO_S, Y, C(0), 0, 65535, 7, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_C, Y | A, S(0), C(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_RECV },
+		{ TO_S, A, C(1), S(1), 1000, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A, S(1), C(1), 1000, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		/* the server's window is 1000 bytes, unscaled; the SYN/ACK's
+		 * 65535 still stands as the edge until acked */
+		{ TO_S, A | P, C(1 + 65535 + 100), S(1), 1000, -1, 100, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "retransmission_and_delayed_ack_pass_strict", STRICT, 17, {
+		HS,
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 1000, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A, S(1), C(1001), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 1000, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		/* the old ACK, delayed */
+		{ TO_C, A, S(1), C(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "reordered_segments_pass_strict", STRICT, 18, {
+		HS,
+		{ TO_S, A | P, C(1001), S(1), 65535, -1, 1000, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 1000, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A, S(1), C(2001), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "client_rebooted_syn_challenge_ack_rst_then_reconnect", NORMAL, 19, {
+		HS,
+		{ TO_S, Y, C(900000), 0, 65535, -1, 0, FWD, 0, TN_SYN_ON_OPEN, SS_TCP_ESTABLISHED },
+		{ TO_C, A, S(1), C(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, R, C(1), 0, 0, -1, 0, FWD, 0, 0, ST_GONE },
+		{ TO_S, Y, C(900000), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+	}},
+	{ "server_lost_state_synack_reopens", NORMAL, 20, {
+		HS,
+		{ TO_S, Y, C(900000), 0, 65535, -1, 0, FWD, 0, TN_SYN_ON_OPEN, SS_TCP_ESTABLISHED },
+		{ TO_C, Y | A, S(40000), C(900001), 65535, -1, 0, FWD, 0, TN_REOPENED, SS_TCP_SYN_RECV },
+		{ TO_S, A, C(900001), S(40001), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(900001), S(40001), 65535, -1, 10, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "synack_answering_nothing_on_open_session_strict_drops", STRICT, 21, {
+		HS,
+		{ TO_C, Y | A, S(40000), C(555), 65535, -1, 0, DROP, DROP_TCP_STATE, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "loose_pickup_is_tracked_liberally", LOOSE, 22, {
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 100, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A | P, S(1), C(101), 65535, -1, 100, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1 + 5000000), S(101), 65535, -1, 100, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "normal_refuses_pickup_syn_check_off_allows_it", NOSYN, 23, {
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 100, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "sequence_check_off_passes_anything_in_state", NOSEQ, 24, {
+		HS,
+		{ TO_S, A | P, C(1 + 5000000), S(1), 65535, -1, 100, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, R, S(1 + 5000000), 0, 0, -1, 0, FWD, 0, 0, ST_GONE },
+	}},
+	{ "keepalive_probes_and_answers_pass", STRICT, 25, {
+		HS,
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 10, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A, S(1), C(11), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		/* probe at snd_nxt - 1, empty and with one garbage byte */
+		{ TO_S, A, C(10), S(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A, S(1), C(11), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A, C(10), S(1), 65535, -1, 1, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A, S(1), C(11), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "zero_window_probe_passes", STRICT, 26, {
+		HS,
+		{ TO_C, A, S(1), C(1), 0, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 1, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+	{ "half_close_then_data_from_the_open_side", NORMAL, 27, {
+		HS,
+		{ TO_S, F | A, C(1), S(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_WAIT },
+		{ TO_C, A | P, S(1), C(2), 65535, -1, 100, FWD, 0, 0, SS_TCP_WAIT },
+		{ TO_S, A | P, C(2), S(101), 65535, -1, 10, DROP, DROP_TCP_STATE, 0, SS_TCP_WAIT },
+		{ TO_C, F | A, S(101), C(2), 65535, -1, 0, FWD, 0, 0, SS_TCP_TIME_WAIT },
+	}},
+	{ "time_wait_reuse_lower_isn_reopens", NORMAL, 28, {
+		HS,
+		{ TO_S, F | A, C(1), S(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_WAIT },
+		{ TO_C, F | A, S(1), C(2), 65535, -1, 0, FWD, 0, 0, SS_TCP_TIME_WAIT },
+		{ TO_S, Y, C(0) - 500000, 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+	}},
+	{ "fin_in_syn_sent_dropped", NORMAL, 29, {
+		{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_S, F | A, C(1), 0, 65535, -1, 0, DROP, DROP_TCP_STATE, 0, SS_TCP_SYN_SENT },
+	}},
+	{ "simultaneous_open", NORMAL, 30, {
+		{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_C, Y, S(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_RECV },
+		{ TO_S, Y | A, C(0), S(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, Y | A, S(0), C(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1), S(1), 65535, -1, 10, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
+};
+
+static void run_case(struct fx *f, const struct tcase *c)
+{
+	uint16_t cport = (uint16_t)(40000 + c->port), sport = 80;
+	for (unsigned i = 0; i < MAX_STEPS; i++) {
+		const struct step *s = &c->s[i];
+		if (!s->flags)
+			break;
+		const char *src = s->dir == TO_S ? CLI : c->server;
+		const char *dst = s->dir == TO_S ? c->server : CLI;
+		size_t len = pb_tcp(f->buf, src, dst,
+				    s->dir == TO_S ? cport : sport,
+				    s->dir == TO_S ? sport : cport, s->flags,
+				    s->seq, s->ack, s->win, s->wscale, s->len);
+		pipeline_raw(&f->sh, f->buf, (uint32_t)len, 0, 0,
+			     clock_now_ms(), &f->res);
+		enum verdict want = s->verdict == FWD ? V_ACCEPT : V_DROP;
+		if (f->res.verdict != want)
+			fail_msg("%s step %u: verdict %s (drop %s), want %s",
+				 c->name, i + 1, verdict_name(f->res.verdict),
+				 drop_name(f->res.drop), verdict_name(want));
+		if (s->verdict == DROP && s->why && f->res.drop != s->why)
+			fail_msg("%s step %u: dropped as %s, want %s", c->name,
+				 i + 1, drop_name(f->res.drop), drop_name(s->why));
+		/* look the session up by key, whatever the verdict */
+		struct sess_key k;
+		unsigned side;
+		uint8_t a[16] = {0}, b[16] = {0};
+		inet_pton(AF_INET, CLI, a);
+		inet_pton(AF_INET, c->server, b);
+		uint8_t za = config_zone_of_addr(f->cfg, 4, a);
+		uint8_t zb = config_zone_of_addr(f->cfg, 4, b);
+		sess_key_make(&k, 4, 6, a, b, cport, sport, za, zb, &side);
+		struct sess *ss = sess_table_lookup(f->sh.tab, &k, sess_key_hash(&k));
+		if (s->verdict == FWD && s->note) {
+			if (!ss && s->note != TN_NONE)
+				fail_msg("%s step %u: no session for the note",
+					 c->name, i + 1);
+		}
+		if (s->state == ST_GONE && ss)
+			fail_msg("%s step %u: session still there (%s)", c->name,
+				 i + 1, sess_state_name(ss->state));
+		if (s->state != ST_ANY && s->state != ST_GONE) {
+			if (!ss)
+				fail_msg("%s step %u: no session, want %s",
+					 c->name, i + 1,
+					 sess_state_name(s->state));
+			if (ss->state != s->state)
+				fail_msg("%s step %u: state %s, want %s", c->name,
+					 i + 1, sess_state_name(ss->state),
+					 sess_state_name(s->state));
+		}
+	}
+}
+
+static void each_case_as_named(void **st)
+{
+	struct fx *f = *st;
+	uint64_t notes[TN_MAX];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memcpy(notes, f->sh.st.tcp_note, sizeof(notes));
+		run_case(f, &cases[i]);
+		/* every note a case asks for was counted during it */
+		for (unsigned j = 0; j < MAX_STEPS; j++) {
+			enum track_note n = cases[i].s[j].note;
+			if (cases[i].s[j].flags && n != TN_NONE &&
+			    f->sh.st.tcp_note[n] == notes[n])
+				fail_msg("%s step %u: note %s not counted",
+					 cases[i].name, j + 1, track_note_name(n));
+		}
+	}
+}
+
+/* A reply without a request answers nothing in normal mode (Linux too);
+ * loose takes it. */
+static void icmp_reply_without_request_refused_in_normal(void **st)
+{
+	struct fx *f = *st;
+	size_t len = pb_echo(f->buf, CLI, NORMAL, 1 /* reply */, 99, 1);
+	pipeline_raw(&f->sh, f->buf, (uint32_t)len, 0, 0, clock_now_ms(), &f->res);
+	assert_int_equal(f->res.verdict, V_DROP);
+	assert_int_equal(f->res.drop, DROP_ICMP_NO_REQUEST);
+	len = pb_echo(f->buf, CLI, LOOSE, 1, 99, 1);
+	pipeline_raw(&f->sh, f->buf, (uint32_t)len, 0, 0, clock_now_ms(), &f->res);
+	assert_int_equal(f->res.verdict, V_ACCEPT);
+}
+
+/* The switches: per node, per rule. */
+#define ZONES "node = { name = \"t\"; id = 1; };\n" \
+	"zones = ( { name = \"a\"; networks = [\"10.1.0.0/16\"]; } );\n"
+static void config_tcp_switches(void **st)
+{
+	(void)st;
+	struct tandem_config *c = NULL;
+	char err[256];
+	if (config_load_string(ZONES
+		"tcp = { syn_check = false; sequence_check = false; mss = 1400; checksum_verify = true; };\n"
+		"rules = ( { name = \"r\"; action = \"accept\"; tcp = { syn_check = true; mss = 0; }; } );\n",
+		&c, err, sizeof(err)) < 0)
+		fail_msg("config: %s", err);
+	assert_false(c->syn_check);
+	assert_false(c->sequence_check);
+	assert_int_equal(c->mss, 1400);
+	assert_true(c->checksum_verify);
+	assert_int_equal(c->rules[0].syn_check, 2);
+	assert_int_equal(c->rules[0].sequence_check, 0);
+	assert_int_equal(c->rules[0].mss, CFG_MSS_OFF);
+	config_free(c);
+	assert_int_equal(config_load_string(ZONES
+		"tcp = { mss = 20; };\n", &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "tcp.mss"));
+	assert_int_equal(config_load_string(ZONES
+		"rules = ( { name = \"r\"; action = \"accept\"; tcp = { window = 1; }; } );\n",
+		&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "tcp.window: unknown setting"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(each_case_as_named, setup, teardown),
+		cmocka_unit_test_setup_teardown(icmp_reply_without_request_refused_in_normal,
+						setup, teardown),
+		cmocka_unit_test(config_tcp_switches),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
