@@ -230,7 +230,10 @@ static void apply_one(struct ctl_job *j, struct shard *sh,
 	memcpy(s->pkts, r->s.pkts, sizeof(s->pkts));
 	memcpy(s->bytes, r->s.bytes, sizeof(s->bytes));
 	memcpy(s->tcp, r->s.tcp, sizeof(s->tcp));
-	s->tflags = r->s.tflags; /* which maxack fields hold one */
+	/* which maxack fields hold one; the windows are the active's at
+	 * the time of the event and may lag behind the stream by up to one
+	 * refresh: the first packet seen here re-anchors each side */
+	s->tflags = (uint8_t)(r->s.tflags | STF_STALE0 | STF_STALE1);
 	j->applied++;
 }
 

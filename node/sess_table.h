@@ -79,6 +79,8 @@ enum {
 	STF_MAXACK1     = 0x02, /* tcp[1].maxack holds an ack */
 	STF_SYN_PENDING = 0x04, /* a SYN with a new ISN passed an open session;
 				 * syn_* hold it until a SYN/ACK answers it */
+	STF_STALE0      = 0x08, /* tcp[0] is a peer's snapshot: re-anchor it */
+	STF_STALE1      = 0x10, /* tcp[1] likewise */
 };
 
 /*

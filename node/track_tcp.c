@@ -214,6 +214,24 @@ static enum window_verdict tcp_window(struct sess *s, const struct pkt *p,
 	if (!(p->tcp_flags & PKT_TCP_SYN))
 		win <<= wscale_of(s, dir);
 
+	/* A side learned from a peer holds the active's bounds as of its last
+	 * update, which a busy stream has moved past since. Its first packet
+	 * here (not an RST: that is judged by the bounds it has) re-anchors it
+	 * liberally; a stale receiver does not judge the acks, it takes them. */
+	unsigned stale_snd = dir ? STF_STALE1 : STF_STALE0;
+	unsigned stale_rcv = dir ? STF_STALE0 : STF_STALE1;
+	bool anchor = (s->tflags & stale_snd) && !(p->tcp_flags & PKT_TCP_RST);
+	if (anchor) {
+		liberal = true;
+		s->tflags &= (uint8_t)~stale_snd;
+		if (seq_after(end, snd->end))
+			snd->end = end;
+		if (seq_after(snd->end + rcv->maxwin, snd->maxend))
+			snd->maxend = snd->end + rcv->maxwin;
+	}
+	if ((s->tflags & stale_rcv) && has_ack && seq_after(sack, rcv->end))
+		rcv->end = sack;
+
 	/* No data: judged by the ack only (pure ACKs, keepalive probes);
 	 * an RST always by its sequence. */
 	if (seq == end && !(p->tcp_flags & PKT_TCP_RST))

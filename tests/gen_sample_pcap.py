@@ -105,11 +105,13 @@ at(40.01, IP(src=WEB, dst=C) / ICMP(type=0, id=100, seq=1))
 at(41, IP(src=C, dst=WEB) / ICMP(type=0, id=101, seq=1))
 at(42, IP(src=C, dst=LOOSE) / ICMP(type=0, id=102, seq=1))
 
-# 12. strict (Forcepoint): out-of-window segment and a gap are dropped.
+# 12. strict (Forcepoint): an out-of-window segment is dropped; a gap (a
+#     segment not seen, or reordered) passes but the session no longer
+#     saw every packet.
 handshake(50, C, STRICT, 40012, 80)
 data(50.1, C, STRICT, 40012, 80, 1001, 5001, 100)
 data(50.2, C, STRICT, 40012, 80, 1001 + 100_000_000, 5001, 10)   # out of window
-data(50.3, C, STRICT, 40012, 80, 1301, 5001, 100)                # gap
+data(50.3, C, STRICT, 40012, 80, 1301, 5001, 100)                # gap: passes
 # 13. loose picks up a connection mid-stream.
 data(51, C, LOOSE, 40013, 80, 777, 888, 100)
 data(51.01, LOOSE, C, 80, 40013, 888, 877, 100)

@@ -806,11 +806,15 @@ def test_tracking_modes_ladder(lab):
       loose  > normal: a mid-stream TCP segment (ACK with data, no SYN)
                        opens a session on 10.2.0.12 (web-loose), not on
                        10.2.0.10 (web, normal: tcp-not-syn)
-      normal > strict: on an established connection an out-of-window
-                       segment passes on 10.2.0.10 but not on 10.2.0.11
-                       (web-strict: tcp-out-of-window); an ICMP echo reply
-                       without request passes a loose or normal rule, not
-                       a strict one (icmp-no-request)
+      loose  > normal: an ICMP echo reply without request passes a loose
+                       rule, not a normal or strict one (icmp-no-request)
+      normal = strict on windows: an out-of-window segment on an
+                       established connection is dropped on 10.2.0.10 and
+                       on 10.2.0.11 (tcp-out-of-window), in-window data
+                       passes both
+      normal > strict: a SYN/ACK on the established connection that
+                       answers no SYN passes normal (Linux ignores it the
+                       same way), not strict (tcp-invalid-state)
     The server-side tshark shows what crossed."""
     Server(lab, "srv", "tcp", "0.0.0.0", 80)
     node = Node(lab, config(queues=2, rules=ICMP_MODE_RULES + DEFAULT_RULES))
@@ -818,7 +822,7 @@ def test_tracking_modes_ladder(lab):
     try:
         # the client kernel must not reset the crafted handshakes
         host_nft(lab, "c1", ["tcp sport 44000-44999 tcp flags & rst == rst drop"])
-        cap_c = Capture(lab, "c1", bpf="udp and net 10.2.0.0/16")
+        cap_c = Capture(lab, "c1", bpf="(udp or tcp) and net 10.2.0.0/16")
         cap_s = Capture(lab, "srv", bpf=f"host {C1}")
         cli = Agent(lab, "c1")
         srv = Agent(lab, "srv")
@@ -870,17 +874,29 @@ def test_tracking_modes_ladder(lab):
                 send(IP(dst=dst)/TCP(sport=sport, dport=80, flags="PA", seq={isn} + 1 + 7 + (1 << 30),
                                      ack=ACKS[dst], window=64240)/b"out-of-window")
         """)
-        st, _ = stats_wait(node, lambda s: drop(s, "tcp-out-of-window") == before_oow + 1, 5,
-                           "strict drops the out-of-window segment")
-        # the strict session is intact: in-window data still passes
-        cli.run(f'send(IP(dst="{WEB_STRICT}")/TCP(sport=44021, dport=80, flags="PA", seq={isn + 1 + 7}, '
-                f'ack={res[WEB_STRICT]}, window=64240)/b"inwin-2")')
+        st, _ = stats_wait(node, lambda s: drop(s, "tcp-out-of-window") == before_oow + 2, 5,
+                           "normal and strict drop the out-of-window segment")
+        # both sessions are intact: in-window data still passes
+        cli.run(f"""
+            for dst, sport in (("{WEB}", 44020), ("{WEB_STRICT}", 44021)):
+                send(IP(dst=dst)/TCP(sport=sport, dport=80, flags="PA", seq={isn + 1 + 7},
+                                     ack=ACKS[dst], window=64240)/b"inwin-2")
+        """)
+        # normal > strict: a SYN/ACK from the server side answering no SYN
+        before_inv = drop(st, "tcp-invalid-state")
+        srv.run(f"""
+            for src, sport in (("{WEB}", 44020), ("{WEB_STRICT}", 44021)):
+                send(IP(src=src, dst="{C1}")/TCP(sport=80, dport=sport, flags="SA", seq=123, ack=456,
+                                                window=64240)/b"stray-synack", iface="eth0")
+        """)
+        st, _ = stats_wait(node, lambda s: drop(s, "tcp-invalid-state") == before_inv + 1, 5,
+                           "strict drops the stray SYN/ACK, normal passes it")
 
-        # ICMP echo reply without a request: loose, normal pass; strict not
+        # ICMP echo reply without a request: loose passes; normal, strict not
         for dst, ident in ((WEB_LOOSE, 0x7441), (WEB, 0x7442), (WEB_STRICT, 0x7443)):
             cli.run(f'send(IP(dst="{dst}")/ICMP(type=0, id={ident}, seq=1)/b"unasked-reply")')
-        st, _ = stats_wait(node, lambda s: inc(s, "icmp-no-request") == 1 and s["created"]["icmp"] - base["created"]["icmp"] == 2, 5,
-                           "echo reply without request: 2 sessions (loose, normal), 1 icmp-no-request")
+        st, _ = stats_wait(node, lambda s: inc(s, "icmp-no-request") == 2 and s["created"]["icmp"] - base["created"]["icmp"] == 1, 5,
+                           "echo reply without request: 1 session (loose), 2 icmp-no-request")
 
         def seen(flt):
             return count(cap_s, flt)
@@ -892,19 +908,20 @@ def test_tracking_modes_ladder(lab):
               "loose: the mid-stream segment to 10.2.0.12 must reach the server")
         check(seen(f'ip.dst == {WEB} && tcp.payload contains "midstream"') == 0,
               "normal: the mid-stream segment to 10.2.0.10 must not reach the server")
-        check(seen(f'ip.dst == {WEB} && tcp.payload contains "out-of-window"') == 1,
-              "normal: the out-of-window segment to 10.2.0.10 must reach the server")
-        check(seen(f'ip.dst == {WEB_STRICT} && tcp.payload contains "out-of-window"') == 0,
-              "strict: the out-of-window segment to 10.2.0.11 must not reach the server")
-        check(seen(f'ip.dst == {WEB_STRICT} && tcp.payload contains "inwin"') == 2,
-              "strict: both in-window segments to 10.2.0.11 must reach the server")
-        for dst, want in ((WEB_LOOSE, 1), (WEB, 1), (WEB_STRICT, 0)):
+        for dst in (WEB, WEB_STRICT):
+            check(seen(f'ip.dst == {dst} && tcp.payload contains "out-of-window"') == 0,
+                  f"the out-of-window segment to {dst} must not reach the server")
+            check(seen(f'ip.dst == {dst} && tcp.payload contains "inwin"') == 2,
+                  f"both in-window segments to {dst} must reach the server")
+        for dst, want in ((WEB_LOOSE, 1), (WEB, 0), (WEB_STRICT, 0)):
             n = seen(f'ip.dst == {dst} && icmp.type == 0')
             check(n == want, f"echo reply without request to {dst}: server saw {n}, expected {want}")
         # client side
-        rows = cap_c.read(f"ip.dst == {C1}", fields=("ip.src", "udp.dstport"))
+        rows = cap_c.read(f"ip.dst == {C1} && udp", fields=("ip.src", "udp.dstport"))
         check(rows == [[STATELESS, "44000"]],
               f"client side: expected only the bare UDP from {STATELESS} (tracking off), saw {rows}")
+        n = count(cap_c, f'ip.dst == {C1} && tcp.payload contains "stray-synack"')
+        check(n == 1, f"client side: the stray SYN/ACK must cross the normal rule only, saw {n}")
     finally:
         cap_cleanup(cap_c, cap_s)
         host_nft_clear(lab, "c1")

@@ -519,7 +519,7 @@ def test_both_directions_reach_the_owning_shard(lab):
     check(all(sh["packets"] > 0 for sh in shards),
           f"one shard got no packet: {shards} (queue balancing by flow hash expected)")
     bad = no_drops(st, ("no-rule", "tcp-not-syn", "tcp-invalid-state", "tcp-out-of-window",
-                        "tcp-gap", "icmp-error-no-session"))
+                        "tcp-rst-out-of-window", "tcp-synack-bad-ack", "icmp-error-no-session"))
     check(not bad, f"replies dropped (a wrong shard misses the session): {bad}")
     check(st["created"]["tcp"] == n_conn, f"created tcp={st['created']['tcp']}, want {n_conn}")
     check(st["created"]["udp"] == 12, f"created udp={st['created']['udp']}, want 12")

@@ -378,6 +378,47 @@ static void each_case_as_named(void **st)
 	}
 }
 
+static enum verdict send1(struct fx *f, const char *src, const char *dst,
+			  uint16_t sp, uint16_t dp, uint8_t flags, uint32_t seq,
+			  uint32_t ack, uint16_t len)
+{
+	size_t n = pb_tcp(f->buf, src, dst, sp, dp, flags, seq, ack, 65535, -1, len);
+	pipeline_raw(&f->sh, f->buf, (uint32_t)n, 0, 0, clock_now_ms(), &f->res);
+	return f->res.verdict;
+}
+
+/* A session learned from a peer holds the active's window as of its last
+ * update; after a takeover the stream has moved on. The first packet of
+ * each side re-anchors it; an RST outside the replicated window is still
+ * refused, and once anchored the window holds as before. */
+static void peer_session_reanchors_after_takeover(void **st)
+{
+	struct fx *f = *st;
+	uint16_t cp = 41001;
+	assert_int_equal(send1(f, CLI, NORMAL, cp, 80, Y, C(0), 0, 0), V_ACCEPT);
+	assert_int_equal(send1(f, NORMAL, CLI, 80, cp, Y | A, S(0), C(1), 0), V_ACCEPT);
+	assert_int_equal(send1(f, CLI, NORMAL, cp, 80, A, C(1), S(1), 0), V_ACCEPT);
+	struct sess *s = f->res.sess;
+	assert_non_null(s);
+	/* as jobs.c leaves a session a peer sent */
+	s->flags |= SF_PEER;
+	s->tflags |= STF_STALE0 | STF_STALE1;
+	/* a blind RST, before any data: refused by the replicated window */
+	assert_int_equal(send1(f, NORMAL, CLI, 80, cp, R, S(1 + 65535 + 1000000), 0, 0), V_DROP);
+	assert_int_equal(f->res.drop, DROP_TCP_RST_WINDOW);
+	/* 5 MB later in both directions (the replica lagged) */
+	assert_int_equal(send1(f, CLI, NORMAL, cp, 80, A | P, C(5000001), S(7000001), 100), V_ACCEPT);
+	assert_int_equal(send1(f, NORMAL, CLI, 80, cp, A | P, S(7000001), C(5000101), 100), V_ACCEPT);
+	assert_int_equal(send1(f, CLI, NORMAL, cp, 80, A | P, C(5000101), S(7000101), 100), V_ACCEPT);
+	assert_int_equal(s->tflags & (STF_STALE0 | STF_STALE1), 0);
+	/* anchored: the window is enforced again */
+	assert_int_equal(send1(f, CLI, NORMAL, cp, 80, A | P, C(5000201 + 1000000), S(7000101), 10), V_DROP);
+	assert_int_equal(f->res.drop, DROP_TCP_WINDOW);
+	assert_int_equal(send1(f, NORMAL, CLI, 80, cp, R, S(7000101 + 1000000), 0, 0), V_DROP);
+	assert_int_equal(send1(f, NORMAL, CLI, 80, cp, R, S(7000101), 0, 0), V_ACCEPT);
+	assert_null(sess_table_lookup(f->sh.tab, &s->key, sess_key_hash(&s->key)));
+}
+
 /* A reply without a request answers nothing in normal mode (Linux too);
  * loose takes it. */
 static void icmp_reply_without_request_refused_in_normal(void **st)
@@ -427,6 +468,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(each_case_as_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(icmp_reply_without_request_refused_in_normal,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(peer_session_reanchors_after_takeover,
 						setup, teardown),
 		cmocka_unit_test(config_tcp_switches),
 	};
