@@ -738,14 +738,21 @@ static void on_seeded(void *arg, int err, const Tandem__CtlReply *rep)
 		 * forth keep their creator's id) */
 		int idx = peers_index(r->ps, (uint16_t)(s->id >> 48));
 		struct rpeer *p = &r->p[idx >= 0 ? idx : 0];
-		/* a bulk that ended since the request is newer than the
-		 * whole answer (what it deleted is not in the mirror) */
-		if (p->bulk_since_seed)
-			continue;
-		uint16_t origin = p->id;
-		mirror_put(r->m, s->id, origin, r->sess.p, r->sess.len,
+		/* generation 0 is older than any bulk of the peer: its next
+		 * bulk end sweeps it unless sent again */
+		mirror_put(r->m, s->id, p->id, r->sess.p, r->sess.len,
 			   now + s->remaining_ms, 0, NULL);
 	}
+	/* A whole bulk of the peer ended since the request (a loaded node
+	 * answers late): its sweep is past, and what it did not send again
+	 * (the copies of sessions the peer ended while we were away) would
+	 * stay on the node for good. Swept now; what the bulk or a later
+	 * event sent is in the mirror with the bulk's generation. A bulk
+	 * begun since then sweeps at its own end. */
+	for (unsigned i = 0; i < r->n; i++)
+		if (r->p[i].bulk_since_seed && r->p[i].rx_state == BULK_DONE)
+			sweep_peer(r, i);
+	issue_applies(r);
 }
 
 void repl_node_up(struct repl *r)

@@ -244,6 +244,41 @@ def restarted_standby_seed_answered_during_the_bulk_keeps_every_copy():
     wait_for(same_tables(a, b), 5, "tables equal")
 
 
+@test(40)
+def restarted_standby_seed_answered_after_the_bulk_sweeps_stale_copies():
+    """The standby's syncd restarts after the active deleted sessions: its
+    node still holds their copies. When the node's answer to the seed
+    arrives after the active's whole bulk (a loaded machine), the copies
+    that bulk did not send again must still be deleted on the node (they
+    stayed there and the tables never converged)."""
+    cl = pair()
+    a, b = cl[0], cl[1]
+    ss = a.fake.create(300)
+    wait_for(same_tables(a, b), 10, "300 sessions on the standby")
+    b.kill(signal.SIGKILL)
+    a.fake.delete(ss[:80])
+    a.fake.create(40)
+    time.sleep(0.3)
+    swept0 = b.fake.peer_deletes
+    b.fake.sessions_reply_open.clear()  # the seed's answer waits
+    try:
+        b.start()
+
+        def bulk_in():  # its control socket may still be the dead one's
+            try:
+                return b.peer(1).bulk_rx.state == "done"
+            except OSError:
+                return False
+        wait_for(bulk_in, 10, "the active's whole bulk on the standby", step=0.02)
+        assert b.show().apply_pending > 0, "the bulk was applied before the seed's answer"
+    finally:
+        b.fake.sessions_reply_open.set()
+    wait_for(same_tables(a, b), 5, "the stale copies swept")
+    assert b.fake.peer_deletes - swept0 == 80, b.fake.peer_deletes - swept0
+    assert len(b.fake.table()[1]) == 260
+    wait_for(lambda: b.show().ready and a.peer(2).lag_events == 0, 5, "everything applied")
+
+
 @test(30)
 def election_by_priority_then_lower_id():
     cl = cluster(priorities=(100, 200))
