@@ -955,6 +955,7 @@ static void do_stats(struct ctl *c, struct conn *cn, uint64_t seq)
 	add_counter(cs, ps, &n, names, "keepalive.probes", t.ka_probes);
 	add_counter(cs, ps, &n, names, "keepalive.rejuvenated", t.ka_rejuvenated);
 	add_counter(cs, ps, &n, names, "keepalive.discarded_rst", t.ka_rst);
+	add_counter(cs, ps, &n, names, "tcp.mss-clamped", t.mss_clamped);
 	for (unsigned k = 1; k < TN_MAX; k++) {
 		snprintf(nm, sizeof(nm), "tcp.%s", track_note_name(k));
 		add_counter(cs, ps, &n, names, nm, t.tcp_note[k]);

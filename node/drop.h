@@ -43,7 +43,7 @@
 	X(TCP_WINDOW, "tcp-out-of-window")      /* seq/ack outside the window */ \
 	X(TCP_RST_WINDOW, "tcp-rst-out-of-window") /* RST outside the window */ \
 	X(TCP_SYNACK_ACK, "tcp-synack-bad-ack") /* SYN/ACK not acking ISN+1 */ \
-	X(TCP_CSUM, "tcp-bad-checksum")         /* checksum_verify: TCP/UDP sum */ \
+	X(L4_CSUM, "bad-checksum")              /* tcp.checksum_verify: TCP/UDP sum */ \
 	X(ICMP_NO_REQUEST, "icmp-no-request")   /* normal/strict: reply w/o request */ \
 	X(ICMP_ERR_NO_SESSION, "icmp-error-no-session") /* quotes no session */ \
 	/* --- forwarding (AF_XDP data path: the node routes itself) --- */    \

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "keepalive.h"
+#include "mss.h"
 
 /* ---- context ---------------------------------------------------------- */
 
@@ -336,6 +337,22 @@ static void track_existing(struct shard *sh, struct sess *s,
 	}
 }
 
+/* tcp.mss (the rule's, else the node's): an accepted SYN or SYN/ACK
+ * whose MSS is larger gets it lowered by the packet source. */
+static void mss_check(struct shard *sh, const struct pkt *p, unsigned rule,
+		      struct pipeline_result *res)
+{
+	if (p->proto != PKT_PROTO_TCP || !(p->tcp_flags & PKT_TCP_SYN))
+		return;
+	const struct tandem_config *c = sh->ctx->cfg;
+	uint16_t clamp = c->mss;
+	if (rule < c->n_rules && c->rules[rule].mss)
+		clamp = c->rules[rule].mss == CFG_MSS_OFF ? 0 : c->rules[rule].mss;
+	res->mss_clamp = mss_over(p, clamp);
+	if (res->mss_clamp)
+		sh->st.mss_clamped++;
+}
+
 /* A miss: the policy decides, then the tracker says whether this packet
  * may open a session, then limits and the pool. */
 static void new_flow(struct shard *sh, const struct pkt *p,
@@ -434,6 +451,7 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 	emit(sh, SEV_CREATE, s, END_MAX);
 	res->sess = s;
 	count_verdict(sh, res, V_ACCEPT, DROP_NONE);
+	mss_check(sh, p, r->index, res);
 }
 
 /* What a packet needs before its lookup: zones, canonical key, hash. */
@@ -462,6 +480,7 @@ static void packet_start(struct shard *sh, const struct pkt *p,
 {
 	res->sess = NULL;
 	res->rule = NULL;
+	res->mss_clamp = 0;
 	sh->st.pkts++;
 	sh->st.bytes += p->len;
 	if (p->first_frag)
@@ -503,6 +522,8 @@ static bool process(struct shard *sh, const struct pkt *p,
 	s->bytes[dir] += p->len;
 	s->iface[dir] = iif;
 	count_verdict(sh, res, V_ACCEPT, DROP_NONE);
+	if (p->tcp_flags & PKT_TCP_SYN)
+		mss_check(sh, p, s->rule, res);
 	if (out.end) { /* forwarded, and the session ends with it */
 		pipeline_end_session(sh, s, out.end_reason);
 		return true;

@@ -72,6 +72,8 @@ struct pipeline_result {
 				 * pool entry be reused) */
 	const struct cfg_rule *rule; /* rule matched on a miss, else NULL */
 	uint8_t requeue_to;     /* V_REQUEUE: the shard that owns the flow */
+	uint16_t mss_clamp;     /* V_ACCEPT of a SYN or SYN/ACK: rewrite its
+				 * MSS option to this (0: leave it) */
 };
 
 /* Fill a context from a loaded config and compiled policy. */

@@ -27,6 +27,16 @@ struct pkt_desc {
 	uint8_t iif, oif;    /* config interface ids, 0 = unknown */
 	uint8_t l2_drop;     /* enum drop_reason when L2 was unusable */
 	uint8_t requeue_to;  /* V_REQUEUE: queue index (0..) to hand it to */
+	uint8_t csum;        /* enum pkt_csum: what the kernel says of the L4 sum */
+	uint8_t mangled;     /* the worker rewrote l3 (MSS): send it back */
+};
+
+/* What the source knows of a packet's TCP/UDP checksum. */
+enum pkt_csum {
+	PKT_CSUM_UNKNOWN = 0, /* not said (AF_XDP, pcap): never verified here */
+	PKT_CSUM_OK,          /* verified by the kernel or the device */
+	PKT_CSUM_PARTIAL,     /* a local sender's, to be completed by the device */
+	PKT_CSUM_UNVERIFIED,  /* nobody checked it */
 };
 
 struct pkt_io;

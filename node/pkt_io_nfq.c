@@ -272,6 +272,14 @@ static bool packet_desc(struct pkt_io *io, const struct nlmsghdr *nlh,
 			 : 0;
 	d->l2_drop = DROP_NONE;
 	d->ts_ms = 0;
+	/* with NFQA_CFG_F_GSO the kernel says what it knows of the sum;
+	 * no NFQA_SKB_INFO means verified (or not needed) */
+	uint32_t info = attr[NFQA_SKB_INFO]
+				? ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO]))
+				: 0;
+	d->csum = (info & NFQA_SKB_CSUMNOTREADY) ? PKT_CSUM_PARTIAL
+		  : (info & NFQA_SKB_CSUM_NOTVERIFIED) ? PKT_CSUM_UNVERIFIED
+		  : PKT_CSUM_OK;
 	return true;
 }
 
@@ -316,6 +324,26 @@ static int nfqio_verdict_burst(struct pkt_io *io, unsigned queue,
 	 * one, first; then one batch verdict accepts everything up to the
 	 * highest accepted id, which after the drops is exactly the rest. */
 	for (unsigned i = 0; i < n; i++) {
+		if (v[i] == V_ACCEPT && d[i].mangled) {
+			/* a rewritten packet (MSS) goes back with its bytes,
+			 * on its own; flush first when the buffer is short */
+			if (used + NLMSG_ALIGN(d[i].len) + 128 > sizeof(q->vbuf)) {
+				while (mnl_socket_sendto(q->nl, q->vbuf, used) < 0)
+					if (errno != EINTR)
+						return -errno;
+				used = 0;
+			}
+			if (NLMSG_ALIGN(d[i].len) + 128 <= sizeof(q->vbuf)) {
+				struct nlmsghdr *nlh = nfq_nlmsg_put(
+					p + used, NFQNL_MSG_VERDICT, q->num);
+				nfq_nlmsg_verdict_put(nlh, (int)d[i].id, NF_ACCEPT);
+				nfq_nlmsg_verdict_put_pkt(nlh, d[i].l3, d[i].len);
+				used += NLMSG_ALIGN(nlh->nlmsg_len);
+				continue;
+			}
+			/* too big to send back (cannot happen for the SYNs
+			 * the worker rewrites): accepted as it came */
+		}
 		if (v[i] == V_ACCEPT) {
 			if (!any_accept || (int32_t)(d[i].id - max_accept) > 0)
 				max_accept = d[i].id;

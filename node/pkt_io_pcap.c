@@ -60,6 +60,7 @@ static int pcapio_rx_burst(struct pkt_io *io, unsigned queue,
 	d->wire_len = h->caplen;
 	d->id = 0;
 	d->iif = d->oif = 0;
+	d->csum = PKT_CSUM_UNKNOWN;
 	uint32_t off = 0;
 	enum drop_reason why = pkt_l2_strip(io->dlt, data, h->caplen, &off);
 	if (why != DROP_NONE) {

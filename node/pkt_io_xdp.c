@@ -377,6 +377,9 @@ static int xdpio_rx_burst(struct pkt_io *io, unsigned queue, struct pkt_desc *d,
 				pd->id = out;
 				pd->wire_len = xd->len;
 				pd->ts_ms = 0;
+				/* local senders' partial sums were completed
+				 * above; the rest nobody told us about */
+				pd->csum = PKT_CSUM_UNKNOWN;
 				pd->iif = xp->iface_id;
 				pd->oif = 0;
 				pd->requeue_to = 0;

@@ -54,6 +54,7 @@ struct shard_stats {
 	uint64_t ageing_active;          /* 1 while aggressive ageing runs */
 	uint64_t first_frags;
 	uint64_t tcp_note[TN_MAX];       /* forwarded TCP packets by track note */
+	uint64_t mss_clamped;            /* SYN, SYN/ACK MSS lowered (tcp.mss) */
 };
 
 const char *end_reason_name(enum end_reason r);

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "keepalive.h"
+#include "mss.h"
 
 #define BURST PIPELINE_BURST
 #define PUBLISH_MS 100
@@ -58,10 +59,18 @@ static void *worker_main(void *arg)
 		struct pipeline_result res[BURST];
 		uint8_t iif[BURST], oif[BURST], at[BURST];
 		unsigned m = 0;
+		bool verify = w->sh.ctx->cfg->checksum_verify;
 		for (int i = 0; i < n; i++) {
+			d[i].mangled = 0;
 			enum drop_reason why = d[i].l2_drop != DROP_NONE
 				? (enum drop_reason)d[i].l2_drop
 				: pkt_parse(&p[m], d[i].l3, d[i].len);
+			/* tcp.checksum_verify: only sums nobody checked; a
+			 * partial one is the device's to complete */
+			if (why == DROP_NONE && verify &&
+			    d[i].csum == PKT_CSUM_UNVERIFIED &&
+			    !l4_csum_ok(d[i].l3, &p[m]))
+				why = DROP_L4_CSUM;
 			if (why != DROP_NONE) {
 				pipeline_count_drop(&w->sh, why, d[i].len);
 				v[i] = V_DROP;
@@ -75,6 +84,13 @@ static void *worker_main(void *arg)
 		for (unsigned j = 0; j < m; j++) {
 			v[at[j]] = res[j].verdict;
 			d[at[j]].requeue_to = res[j].requeue_to;
+			if (res[j].mss_clamp && res[j].verdict == V_ACCEPT) {
+				/* the source's own receive buffer or frame */
+				mss_rewrite((uint8_t *)d[at[j]].l3, &p[j],
+					    res[j].mss_clamp,
+					    d[at[j]].csum == PKT_CSUM_PARTIAL);
+				d[at[j]].mangled = 1;
+			}
 			if (res[j].verdict == V_REJECT)
 				reject_send(&w->rej, &p[j]);
 		}

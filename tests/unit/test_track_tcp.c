@@ -19,6 +19,8 @@
 #include "clock.h"
 #include "config.h"
 #include "connlimit.h"
+#include "csum.h"
+#include "mss.h"
 #include "pipeline.h"
 #include "pktbuild.h"
 #include "policy.h"
@@ -419,6 +421,111 @@ static void peer_session_reanchors_after_takeover(void **st)
 	assert_null(sess_table_lookup(f->sh.tab, &s->key, sess_key_hash(&s->key)));
 }
 
+/* A SYN carrying MSS `mss` at option offset 20 (even) or 21 (odd: after a
+ * NOP), with a correct checksum. */
+static size_t syn_with_mss(uint8_t *b, const char *src, const char *dst,
+			   uint16_t sp, uint8_t flags, uint16_t mss, bool odd)
+{
+	size_t n = pb_tcp(b, src, dst, sp, 80, flags, C(0), flags & A ? C(1) : 0,
+			  65535, -1, 0);
+	/* grow the header by 8 bytes of options */
+	uint8_t *t = b + 20;
+	uint8_t opt[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+	unsigned at = odd ? 1 : 0;
+	opt[at] = 2;
+	opt[at + 1] = 4;
+	opt[at + 2] = (uint8_t)(mss >> 8);
+	opt[at + 3] = (uint8_t)mss;
+	memcpy(t + 20, opt, 8);
+	t[12] = (uint8_t)(7 << 4);
+	n += 8;
+	put16(b + 2, (uint16_t)n);
+	put16(b + 10, 0);
+	put16(b + 10, csum_fold(csum_add(0, b, 20)));
+	put16(t + 16, 0);
+	put16(t + 16, l4_csum(4, b + 12, b + 16, 6, t, n - 20));
+	return n;
+}
+
+/* tcp.mss: the SYN's and SYN/ACK's MSS is lowered with the checksum
+ * still right, at an even or an odd option offset and from a partial
+ * checksum; smaller ones stay; a rule's tcp.mss = 0 turns it off. */
+static void mss_clamped_on_syn_and_synack(void **st)
+{
+	(void)st;
+	struct tandem_config *c = NULL;
+	struct policy *pol = NULL;
+	struct connlimit *lim = NULL;
+	char err[256];
+	if (config_load_string("node = { name = \"t\"; id = 1; };\n"
+		"zones = ( { name = \"in\"; networks = [\"10.1.0.0/16\"]; },"
+		"          { name = \"out\"; networks = [\"10.2.0.0/16\"]; } );\n"
+		"tcp = { mss = 1400; };\n"
+		"rules = ( { name = \"off\"; destination = [\"10.2.0.9\"]; action = \"accept\"; tcp = { mss = 0; }; },\n"
+		"          { name = \"r\"; action = \"accept\"; } );\n",
+		&c, err, sizeof(err)) < 0)
+		fail_msg("config: %s", err);
+	assert_int_equal(policy_compile(c, &pol, err, sizeof(err)), 0);
+	assert_int_equal(connlimit_new(64, &lim), 0);
+	struct node_ctx ctx;
+	struct shard sh;
+	node_ctx_init(&ctx, c, pol, lim, false);
+	assert_int_equal(shard_init(&sh, 0, 64, &ctx, clock_now_ms()), 0);
+	uint8_t b[256];
+	struct pipeline_result res;
+	struct pkt p;
+	for (int odd = 0; odd < 2; odd++) {
+		uint16_t sp = (uint16_t)(42000 + odd);
+		size_t n = syn_with_mss(b, CLI, NORMAL, sp, Y, 1460, odd);
+		assert_int_equal(pkt_parse(&p, b, (uint32_t)n), DROP_NONE);
+		assert_true(l4_csum_ok(b, &p));
+		pipeline_packet(&sh, &p, 0, 0, clock_now_ms(), &res);
+		assert_int_equal(res.verdict, V_ACCEPT);
+		assert_int_equal(res.mss_clamp, 1400);
+		mss_rewrite(b, &p, res.mss_clamp, false);
+		assert_int_equal(pkt_parse(&p, b, (uint32_t)n), DROP_NONE);
+		assert_true(l4_csum_ok(b, &p));
+		assert_int_equal(mss_over(&p, 1400), 0);
+		const uint8_t *o = b + p.l4_off + p.tcp_mss_opt;
+		assert_int_equal(o[2] << 8 | o[3], 1400);
+	}
+	/* the SYN/ACK too, from a partial checksum (only the pseudo-header) */
+	size_t n = syn_with_mss(b, NORMAL, CLI, 80, Y | A, 9000, false);
+	put16(b + 2, (uint16_t)n);
+	/* swap ports: reply of 42000 */
+	put16(b + 20, 80);
+	put16(b + 22, 42000);
+	put32(b + 24, S(0));
+	put32(b + 28, C(1));
+	put16(b + 36, 0x1234); /* garbage: the device would fill it */
+	assert_int_equal(pkt_parse(&p, b, (uint32_t)n), DROP_NONE);
+	pipeline_packet(&sh, &p, 0, 0, clock_now_ms(), &res);
+	assert_int_equal(res.verdict, V_ACCEPT);
+	assert_int_equal(res.mss_clamp, 1400);
+	mss_rewrite(b, &p, res.mss_clamp, true);
+	assert_int_equal(pkt_parse(&p, b, (uint32_t)n), DROP_NONE);
+	assert_true(l4_csum_ok(b, &p));
+	/* an MSS under the clamp is left alone; a rule can turn it off */
+	n = syn_with_mss(b, CLI, NORMAL, 42005, Y, 1200, false);
+	assert_int_equal(pkt_parse(&p, b, (uint32_t)n), DROP_NONE);
+	pipeline_packet(&sh, &p, 0, 0, clock_now_ms(), &res);
+	assert_int_equal(res.mss_clamp, 0);
+	n = syn_with_mss(b, CLI, "10.2.0.9", 42006, Y, 1460, false);
+	assert_int_equal(pkt_parse(&p, b, (uint32_t)n), DROP_NONE);
+	pipeline_packet(&sh, &p, 0, 0, clock_now_ms(), &res);
+	assert_int_equal(res.verdict, V_ACCEPT);
+	assert_int_equal(res.mss_clamp, 0);
+	assert_int_equal(sh.st.mss_clamped, 3);
+	/* a damaged checksum is seen as such */
+	b[40] ^= 0x55;
+	assert_int_equal(pkt_parse(&p, b, (uint32_t)n), DROP_NONE);
+	assert_false(l4_csum_ok(b, &p));
+	shard_fini(&sh);
+	connlimit_free(lim);
+	policy_free(pol);
+	config_free(c);
+}
+
 /* A reply without a request answers nothing in normal mode (Linux too);
  * loose takes it. */
 static void icmp_reply_without_request_refused_in_normal(void **st)
@@ -472,6 +579,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(peer_session_reanchors_after_takeover,
 						setup, teardown),
 		cmocka_unit_test(config_tcp_switches),
+		cmocka_unit_test(mss_clamped_on_syn_and_synack),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
