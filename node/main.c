@@ -91,6 +91,11 @@ static void print_stats(FILE *f, const struct shard_stats *t, uint64_t live,
 		(unsigned long long)t->ka_probes,
 		(unsigned long long)t->ka_rejuvenated,
 		(unsigned long long)t->ka_rst);
+	fprintf(f, "tcp mss-clamped=%llu", (unsigned long long)t->mss_clamped);
+	for (unsigned k = 1; k < TN_MAX; k++)
+		fprintf(f, " %s=%llu", track_note_name(k),
+			(unsigned long long)t->tcp_note[k]);
+	fputc('\n', f);
 	for (unsigned c = 0; c < PC_MAX; c++)
 		for (unsigned s = 1; s < SS_MAX; s++) {
 			uint64_t l = lc ? lc->n[c][s] : 0;

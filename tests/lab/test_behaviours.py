@@ -927,6 +927,50 @@ def test_tracking_modes_ladder(lab):
         host_nft_clear(lab, "c1")
 
 
+
+# ---- TCP switches ----------------------------------------------------------
+
+def test_tcp_mss_clamp_and_checksum_verify(lab):
+    """tcp.mss = 1200 (Junos tcp-mss): the client's SYN (MSS 1460 from the
+    lab's MTU 1500) reaches the server with MSS 1200 and the server's
+    SYN/ACK reaches the client with MSS 1200; the connection carries data
+    both ways (both kernels check the rewritten checksum) and the node
+    counts two clamps. tcp.checksum_verify: a UDP datagram with a broken
+    checksum is dropped as bad-checksum, a good one passes."""
+    srv = Server(lab, "srv", "tcp", WEB, 80)
+    node = Node(lab, config(queues=1, tcp="mss = 1200; checksum_verify = true;"))
+    cap_s = cap_c = None
+    try:
+        flt = "tcp port 80 and tcp[tcpflags] & tcp-syn != 0"
+        cap_s = Capture(lab, "srv", bpf=flt)
+        cap_c = Capture(lab, "c1", bpf=flt)
+        cli = Agent(lab, "c1")
+        got = cli.run(f"""
+            c = socket.create_connection(("{WEB}", 80), timeout=5)
+            c.sendall(b"mss-clamped\\n")
+            time.sleep(0.3)
+            out = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+            c.close()
+        """)
+        srv.wait_event("data", lambda e: "mss-clamped" in e["data"], 5, "data after a clamped handshake")
+        check(got <= 1200, f"client's MSS to the server is {got}, want <= 1200 (the clamped SYN/ACK)")
+        st, _ = stats_wait(node, lambda s: s.get("tcp", {}).get("mss-clamped", 0) >= 2, 5, "two clamps")
+        syn = cap_s.read("tcp.flags.syn == 1 && tcp.flags.ack == 0", fields=("tcp.options.mss_val",))
+        synack = cap_c.read("tcp.flags.syn == 1 && tcp.flags.ack == 1", fields=("tcp.options.mss_val",))
+        check(syn and all(r == ["1200"] for r in syn), f"server saw SYN MSS {syn}, want 1200")
+        check(synack and all(r == ["1200"] for r in synack), f"client saw SYN/ACK MSS {synack}, want 1200")
+
+        Server(lab, "srv", "udp", DNS, 53)
+        before = drop(node.stats(), "bad-checksum")
+        cli.run(f"""
+            send(IP(dst="{DNS}")/UDP(sport=45001, dport=53, chksum=0x1234)/b"broken-sum")
+            send(IP(dst="{DNS}")/UDP(sport=45002, dport=53)/b"good-sum")
+        """)
+        st, _ = stats_wait(node, lambda s: drop(s, "bad-checksum") == before + 1, 5, "one bad-checksum drop")
+        check(st["created"]["udp"] >= 1, f"the good datagram opens a session; {brief(st)}")
+    finally:
+        cap_cleanup(cap_s, cap_c)
+
 if __name__ == "__main__":
     # TDM_BEH_PREFIX: another tdm-* prefix, for a second run of this file
     # beside one that already uses tdm-beh- (two runs with one prefix
