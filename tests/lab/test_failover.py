@@ -843,6 +843,69 @@ def test_forged_and_replayed_frames_refused(lab, pair):
           f"{[(c.name, c.value) for c in p.refused if c.value]}")
 
 
+
+@pair_test
+def test_window_replicated_blind_rst_refused_after_takeover(lab, pair):
+    """The TCP window state travels to the standby: a real connection
+    through fw1, fw1's syncd stopped (fw2 takes over), then an RST with the
+    connection's addresses but a sequence number 100 MB past the server's
+    is dropped by the new active (tcp-rst-out-of-window), and the
+    connection still carries data both ways through fw2."""
+    pair.start()
+    fw2 = pair.nodes[2]
+    srv = Agent(lab, "srv")
+    srv.run(f"""
+        import threading
+        ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("{WEB}", 443)); ls.listen(4)
+        def serve():
+            c, _ = ls.accept()
+            while True:
+                d = c.recv(4096)
+                if not d: return
+                c.sendall(d)
+        threading.Thread(target=serve, daemon=True).start()
+    """)
+    cap = Capture(lab, "c1", bpf="tcp port 443")
+    try:
+        cli = Agent(lab, "c1")
+        got = cli.run(f"""
+            C = socket.create_connection(("{WEB}", 443), timeout=5)
+            C.sendall(b"before-takeover"); out = C.recv(100).decode()
+        """)
+        check(got == "before-takeover", f"echo before the takeover: {got!r}")
+        sport = cli.run("out = C.getsockname()[1]")
+        wait_for(lambda: fw2.sessions(proto=6, dport=443), 5, "the connection on the standby")
+        pair.wait_converged(10, what="converged before the takeover")
+        rc = pair.syncd[1].stop()
+        check(rc == 0, f"active syncd exit status {rc}")
+        wait_for(lambda: pair.syncd[2].role() == "active", 5, "fw2 takes over")
+        # the server's next sequence number, from the client's wire
+        rows = cap.read(f"ip.src == {WEB} && tcp.srcport == 443",
+                        fields=("tcp.seq_raw", "tcp.len"))
+        seq = int(rows[-1][0]) + int(rows[-1][1] or 0)
+
+        def counter(name):
+            return sum(c.value for c in fw2.ctl(pb.CtlRequest.STATS).counters if c.name == name)
+        before = counter("drop.tcp-rst-out-of-window")
+        srv.run(f"""
+            from scapy.all import IP, TCP, send
+            send(IP(src="{WEB}", dst="10.1.0.2")/TCP(sport=443, dport={sport}, flags="R",
+                 seq=({seq} + 100000000) % (1 << 32)), verbose=False)
+        """)
+        n = wait_for(lambda: (counter("drop.tcp-rst-out-of-window") - before) or None, 3,
+                     "the blind RST dropped by the new active")
+        check(n == 1, f"new active dropped {n} blind RSTs as tcp-rst-out-of-window, want 1")
+        got = cli.run("C.sendall(b'after-takeover'); out = C.recv(100).decode()")
+        check(got == "after-takeover", f"echo after the blind RST, through fw2: {got!r}")
+        check(fw2.sessions(proto=6, dport=443), "the session is gone from the new active")
+        cli.run("C.close()")
+        print(f"     blind RST at server seq {seq} + 100M dropped by the new active; "
+              f"the connection carried data after it")
+    finally:
+        cap.cleanup()
+
+
 # ---- 6 ------------------------------------------------------------------
 
 DRILL_N = 50
