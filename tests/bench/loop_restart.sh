@@ -107,7 +107,7 @@ for ((i = 1; i <= N; i++)); do
 		rm -f "$log"
 	else
 		failed=$((failed + 1))
-		why=$(grep -E 'Error|FAIL|timed out' "$log" | head -n 1 || true)
+		why=$(grep -E '^[A-Za-z]+Error: |^FAIL ' "$log" | head -n 1 || true)
 		echo "run $i/$N: FAIL (exit $rc, $secs s) ${why:0:200} - log $log"
 	fi
 done
