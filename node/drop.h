@@ -76,6 +76,7 @@ static inline const char *drop_name(enum drop_reason r)
 	X(NONE, "none")                                                        \
 	X(RST_IN_WINDOW, "rst-in-window")   /* RST in window, not exact: kept */ \
 	X(OLD, "retransmission")            /* old data or a delayed ACK */    \
+	X(OVERSHOOT, "window-overshoot")    /* past the edge, within a max window */ \
 	X(SYN_ON_OPEN, "syn-on-open")       /* SYN with a new ISN passed */    \
 	X(REOPENED, "reopened")             /* SYN/ACK answered it: new handshake */ \
 	X(IGNORED, "ignored")               /* passed unchecked (see the table) */

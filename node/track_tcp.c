@@ -70,8 +70,10 @@ static const uint8_t tcp_next[2][TC_MAX][6] = {
 	/* judged by sequence in code (rst_check) */
 	},
 	[1] = { /* reply direction: responder -> initiator */
-	[TC_SYN] =    { sSR,   T_IGN, T_IGN, T_INV, T_INV, T_INV },
-	/* a SYN back while SYN_SENT is simultaneous open */
+	[TC_SYN] =    { sSR,   T_IGN, T_IGN, T_INV, T_REO, T_INV },
+	/* a SYN back while SYN_SENT is simultaneous open; in TIME_WAIT
+	 * the responder opens the same ports the other way: the old
+	 * session ends and the SYN is a new flow for the policy */
 	[TC_SYNACK] = { sSR,   sSR,   T_NEW, T_NEW, T_INV, T_INV },
 	/* SYN/ACK answers the SYN (its ack checked in code); a
 	 * retransmitted one is harmless; on an open session it reopens the
@@ -177,6 +179,8 @@ static void dir_init_mid(struct sess *s, const struct pkt *p, unsigned dir,
 enum window_verdict {
 	W_OK,     /* in the window: state updated */
 	W_OLD,    /* a retransmission or a delayed ACK: forward, no update */
+	W_OVER,   /* past the advertised edge by less than a max window:
+		   * forward, only the sender's end moved */
 	W_OUT,    /* outside the window: drop */
 };
 
@@ -239,14 +243,27 @@ static enum window_verdict tcp_window(struct sess *s, const struct pkt *p,
 
 	if (!liberal && rcv->maxwin != 0) {
 		uint32_t maxack = snd->maxwin > 66000 ? snd->maxwin : 66000;
-		if (seq_after(sack, rcv->end))
+		bool ack_hi = !seq_after(sack, rcv->end);           /* III */
+		bool ack_lo = !seq_before(sack, rcv->end - maxack); /* IV */
+		bool recent = !seq_before(end, snd->end - rcv->maxwin); /* II */
+		if (seq_after(seq, snd->maxend)) {
+			/* I broken: past the receiver's window. Stacks do
+			 * overshoot a window that just shrank or was
+			 * misread; up to the receiver's largest window is
+			 * taken (as Linux takes it), with only the sender's
+			 * end moved, so the receiver's ACK of it is valid. */
+			uint32_t over = end - snd->maxend + 1;
+			if (recent && ack_lo && ack_hi && over <= rcv->maxwin) {
+				snd->end = end;
+				return W_OVER;
+			}
+			return W_OUT;
+		}
+		if (!ack_hi)
 			return W_OUT;   /* III: acks data never sent */
-		if (seq_before(sack, rcv->end - maxack))
-			return W_OLD;   /* IV: an ACK delayed past a window */
-		if (seq_after(seq, snd->maxend))
-			return W_OUT;   /* I: past the receiver's window */
-		if (seq_before(end, snd->end - rcv->maxwin))
-			return W_OLD;   /* II: data acked long ago, resent */
+		if (!ack_lo || !recent)
+			return W_OLD;   /* IV or II: a delayed ACK, or data
+					 * acked long ago sent again */
 	}
 
 	/* in the window (or liberal): move the bounds */
@@ -355,7 +372,14 @@ static void syn_on_open(struct sess *s, const struct pkt *p, unsigned dir,
 		out->note = TN_REOPENED;
 		return;
 	}
-	if (strict) {
+	/* the handshake's own SYN/ACK again (the responder never got the
+	 * final ACK): its sequence is at the responder's start, its ack
+	 * within what the initiator sent */
+	bool resent = (p->tcp_flags & PKT_TCP_ACK) && s->tcp[1].maxwin &&
+		      !seq_after(p->tcp_seq + 1, s->tcp[1].end) &&
+		      !seq_after(p->tcp_ack, s->tcp[0].end) &&
+		      !seq_before(p->tcp_seq + 1, s->tcp[1].end - s->tcp[0].maxwin);
+	if (strict && !resent) {
 		out->drop = DROP_TCP_STATE;
 		return;
 	}
@@ -387,7 +411,8 @@ static bool rst_check(struct sess *s, const struct pkt *p, unsigned dir,
 		out->drop = DROP_TCP_RST_WINDOW; /* below what was acked */
 		return false;
 	}
-	if (tcp_window(s, p, dir, liberal) != W_OK) {
+	enum window_verdict w = tcp_window(s, p, dir, liberal);
+	if (w != W_OK && w != W_OVER) {
 		out->drop = DROP_TCP_RST_WINDOW;
 		return false;
 	}
@@ -465,10 +490,17 @@ void track_tcp(struct sess *s, const struct pkt *p, unsigned dir,
 		out->drop = DROP_TCP_SYNACK_ACK;
 		return;
 	}
-	/* A retransmitted SYN (or SYN/ACK) with a new ISN restarts its side
+	/* A retransmitted SYN with a new ISN restarts the initiator's side
 	 * while the handshake is open (RFC 793: a restarted host picks a
-	 * new ISN). */
-	if ((c == TC_SYN || c == TC_SYNACK) && s->tcp[dir].maxwin &&
+	 * new ISN). A second SYN/ACK with another ISN does not replace the
+	 * first: the initiator answers the first that reaches it, and Linux
+	 * keeps the first too; it passes untouched. */
+	if (c == TC_SYNACK && s->state == SS_TCP_SYN_RECV && dir == 1 &&
+	    p->tcp_seq + 1 != s->tcp[1].end) {
+		out->note = TN_IGNORED;
+		return;
+	}
+	if (c == TC_SYN && s->tcp[dir].maxwin &&
 	    (s->state == SS_TCP_SYN_SENT || s->state == SS_TCP_SYN_RECV) &&
 	    p->tcp_seq + 1 != s->tcp[dir].end) {
 		dir_init_syn(s, p, dir);
@@ -482,8 +514,8 @@ void track_tcp(struct sess *s, const struct pkt *p, unsigned dir,
 		out->drop = DROP_TCP_WINDOW;
 		return;
 	}
-	if (w == W_OLD) {
-		out->note = TN_OLD;
+	if (w == W_OLD || w == W_OVER) {
+		out->note = w == W_OLD ? TN_OLD : TN_OVERSHOOT;
 		return; /* forwarded; proves nothing about the session */
 	}
 	/* a segment that starts beyond everything seen from its sender: one

@@ -190,19 +190,26 @@ static const struct tcase cases[] = {
 	}},
 	{ "segment_starting_at_the_right_edge_passes", STRICT, 13, {
 		HS,
-		/* the right edge is C(1) + 65535: a segment may start there
-		 * and overshoot (Linux allows one max window) */
+		/* the right edge is C(1) + 65535: a segment may start there;
+		 * past it, an overshoot of up to the receiver's max window
+		 * passes (as Linux lets it), beyond that it is dropped */
 		{ TO_S, A | P, C(1 + 65535), S(1), 65535, -1, 100, FWD, 0, 0, SS_TCP_ESTABLISHED },
-		{ TO_S, A | P, C(1 + 65536), S(1), 65535, -1, 100, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1 + 65536), S(1), 65535, -1, 100, FWD, 0, TN_OVERSHOOT, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1 + 65535 + 70000), S(1), 65535, -1, 100, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
 	}},
 	{ "data_valid_after_the_window_slides", STRICT, 14, {
 		{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
 		{ TO_C, Y | A, S(0), C(1), 1000, -1, 0, FWD, 0, 0, SS_TCP_SYN_RECV },
 		{ TO_S, A, C(1), S(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
 		{ TO_S, A | P, C(1001), S(1), 65535, -1, 500, FWD, 0, 0, SS_TCP_ESTABLISHED },
-		{ TO_S, A | P, C(1501), S(1), 65535, -1, 500, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
+		/* 2000 bytes past the 1000-byte window (max window 1500 now):
+		 * out; once the server acks and the window slides, data there
+		 * is in */
+		{ TO_S, A | P, C(3001), S(1), 65535, -1, 500, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
 		{ TO_C, A, S(1), C(1501), 1000, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
 		{ TO_S, A | P, C(1501), S(1), 65535, -1, 500, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A, S(1), C(2001), 1000, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(2501), S(1), 65535, -1, 500, FWD, 0, 0, SS_TCP_ESTABLISHED },
 	}},
 	{ "window_scale_applies_when_both_syns_carry_it", STRICT, 15, {
 		{ TO_S, Y, C(0), 0, 65535, 7, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
@@ -220,7 +227,7 @@ static const struct tcase cases[] = {
 		{ TO_C, A, S(1), C(1), 1000, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
 		/* the server's window is 1000 bytes, unscaled; the SYN/ACK's
 		 * 65535 still stands as the edge until acked */
-		{ TO_S, A | P, C(1 + 65535 + 100), S(1), 1000, -1, 100, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
+		{ TO_S, A | P, C(1 + 65535 + 70000), S(1), 1000, -1, 100, DROP, DROP_TCP_WINDOW, 0, SS_TCP_ESTABLISHED },
 	}},
 	{ "retransmission_and_delayed_ack_pass_strict", STRICT, 17, {
 		HS,
