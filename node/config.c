@@ -890,14 +890,16 @@ static int check_af_xdp(struct ld *L)
 
 static int load_table(struct ld *L)
 {
-	static const char *const keys[] = { "max_sessions", NULL };
+	static const char *const keys[] = { "max_sessions", "evict_unreplied", NULL };
 	const config_setting_t *g = config_lookup(L->cf, "table");
 	const config_setting_t *s = g ? config_setting_get_member(g, "max_sessions") : NULL;
 	int r;
 
 	if ((r = check_group(L, g, "table", keys)) < 0 ||
 	    (r = opt_u32(L, g, "table", "max_sessions", 16, 268435456,
-			 &L->c->max_sessions)) < 0)
+			 &L->c->max_sessions)) < 0 ||
+	    (r = opt_bool(L, g, "table", "evict_unreplied",
+			  &L->c->evict_unreplied)) < 0)
 		return r;
 	if (L->c->max_sessions < L->c->queues)
 		return fail(L, s ? s : g, "table.max_sessions",
@@ -1610,6 +1612,7 @@ static void set_defaults(struct tandem_config *c)
 	c->rst_invalidate = true;
 	c->fin_invalidate = false;
 	c->syn_check = true;
+	c->evict_unreplied = true;
 	c->sequence_check = true;
 	c->age_high_pct = 90;
 	c->age_low_pct = 70;

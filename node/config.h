@@ -101,6 +101,8 @@ struct tandem_config {
 	bool bypass;              /* accept when no node is bound [false] */
 	/* table */
 	uint32_t max_sessions;    /* all shards together [262144] */
+	bool evict_unreplied;     /* [true] a full table evicts the oldest
+				   * unreplied session for a new one */
 	/* timeouts, seconds */
 	uint32_t timeout[TO_MAX];
 	/* tcp */

@@ -199,6 +199,32 @@ static void aged_cb(void *arg, struct sess *s)
 	account_end(arg, s, END_AGED);
 }
 
+/* Who may make room in a full table: a local session that never saw a
+ * reply (TCP still in SYN_SENT, one-way UDP, an ICMP query or other flow
+ * without an answer). Established, replied sessions are never evicted; a
+ * peer's copies belong to the active. */
+static bool unreplied(void *arg, const struct sess *s)
+{
+	(void)arg;
+	if (s->flags & SF_PEER)
+		return false;
+	switch (s->state) {
+	case SS_TCP_SYN_SENT:
+	case SS_UDP:
+		return true;
+	case SS_ICMP:
+	case SS_OTHER:
+		return s->pkts[1] == 0;
+	default:
+		return false;
+	}
+}
+
+static void evicted_cb(void *arg, struct sess *s)
+{
+	account_end(arg, s, END_EVICTED);
+}
+
 /* The kernel's own queue balancing hashes with a random seed, which a peer
  * cannot reproduce; the node's nft table instead sends a packet to queue
  * (last byte of source ^ last byte of destination) mod n, the same for
@@ -423,6 +449,12 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 	struct sess *s;
 	int rc = sess_table_insert(sh->tab, k, hash, 0, now,
 				   now + pipeline_sess_timeout_ms(ctx, &tmp), &s);
+	/* a full table: the oldest unreplied session (bounded search, in
+	 * expiry order) gives its place to this one */
+	if (rc == -ENOSPC && ctx->cfg->evict_unreplied &&
+	    sess_table_evict_one(sh->tab, EVICT_BUDGET, unreplied, evicted_cb, sh))
+		rc = sess_table_insert(sh->tab, k, hash, 0, now,
+				       now + pipeline_sess_timeout_ms(ctx, &tmp), &s);
 	if (rc < 0) {
 		if (limited & SESS_LIMITED_SRC)
 			connlimit_release(ctx->lim, r->index, LIMIT_SIDE_SRC,

@@ -100,6 +100,8 @@ void pipeline_packet(struct shard *sh, const struct pkt *p, uint8_t iif,
  * cache misses overlap; results are the same as pipeline_packet() one by
  * one, in order. n <= PIPELINE_BURST. */
 #define PIPELINE_BURST 64
+/* Sessions visited at most to find one to evict when the table is full. */
+#define EVICT_BUDGET 64
 void pipeline_burst(struct shard *sh, const struct pkt *p, const uint8_t *iif,
 		    const uint8_t *oif, unsigned n, uint64_t now_ms,
 		    struct pipeline_result *res);

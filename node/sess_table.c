@@ -733,6 +733,38 @@ unsigned sess_table_age_early(struct sess_table *t, uint64_t now_ms,
 	return removed;
 }
 
+bool sess_table_evict_one(struct sess_table *t, unsigned budget,
+			  sess_pred pick, sess_cb cb, void *ctx)
+{
+	unsigned visits = 0;
+	uint64_t cs = t->cursor_ms >> SLOT_SHIFT;
+	for (uint64_t a = 0; a <= WHEEL_SLOTS && visits < budget; a++) {
+		/* the pending list (slots already passed) first, then the
+		 * slots from the cursor on: soonest to expire first */
+		uint32_t h = a == 0 ? HEAD_PENDING
+				    : (uint32_t)((cs + a - 1) & WHEEL_MASK);
+		uint32_t v = t->heads[h];
+		/* an empty slot costs one read of the head array: those are
+		 * bounded by the wheel's size, sessions by the budget */
+		/* a slot's list is newest first: take its candidate that
+		 * expires first, the oldest of equals (the last seen) */
+		struct sess *best = NULL;
+		for (; v && visits < budget; visits++) {
+			struct sess *s = &t->pool[v - 1];
+			v = s->tw_next;
+			if (pick(ctx, s) &&
+			    (!best || (int32_t)(s->expire - best->expire) <= 0))
+				best = s;
+		}
+		if (best) {
+			cb(ctx, best);
+			sess_table_remove(t, best);
+			return true;
+		}
+	}
+	return false;
+}
+
 void sess_table_foreach(struct sess_table *t, sess_cb cb, void *ctx)
 {
 	for (uint32_t i = 0; i < t->capacity; i++)

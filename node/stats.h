@@ -23,7 +23,8 @@
 	X(REOPEN, "reopened")           /* SYN reused the key after close */  \
 	X(CLEARED, "cleared")           /* management clear */                \
 	X(POLICY, "policy")             /* revalidation after a policy change */ \
-	X(PEER, "peer")                 /* the peer expired or deleted it */
+	X(PEER, "peer")                 /* the peer expired or deleted it */   \
+	X(EVICTED, "evicted-unreplied") /* a full table made room for a new one */
 
 enum end_reason {
 #define X_ENUM(id, name) END_##id,

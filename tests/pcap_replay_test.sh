@@ -20,10 +20,15 @@ while IFS= read -r line; do
   fi
 done <"$src/tests/data/sample.expect"
 
+# small-table.conf turns table.evict_unreplied off: the table fills, new
+# flows are refused; with it on (the default) unreplied flows make room
 timeout 60 "$node" --config "$src/tests/data/small-table.conf" --pcap "$tmp/sample.pcapng" >"$tmp/small"
 cat "$tmp/small"
 grep -Eq '^drop reason=table-full count=[1-9]' "$tmp/small" || { echo "MISSING: table-full drops"; fail=1; }
 grep -Eq 'ageing_started=[1-9]' "$tmp/small" || { echo "MISSING: aggressive ageing"; fail=1; }
+sed 's/evict_unreplied = false/evict_unreplied = true/' "$src/tests/data/small-table.conf" >"$tmp/evict.conf"
+timeout 60 "$node" --config "$tmp/evict.conf" --pcap "$tmp/sample.pcapng" >"$tmp/evict"
+grep -Eq ' evicted-unreplied=[1-9]' "$tmp/evict" || { echo "MISSING: evicted-unreplied with eviction on"; fail=1; }
 
 # malformed input: a truncated capture and a non-capture are clear errors, no crash
 head -c 300 "$tmp/sample.pcapng" >"$tmp/trunc.pcapng"

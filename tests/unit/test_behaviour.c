@@ -477,6 +477,54 @@ static void srx_table_full_refuses_new_keeps_established(void **st)
 	fx_free(f);
 }
 
+/* A full table of unreplied sessions (a spoofed SYN or UDP flood): a new
+ * flow evicts the oldest unreplied one (Linux conntrack's early drop);
+ * replied and established sessions are never evicted. */
+static void table_full_evicts_oldest_unreplied_never_established(void **st)
+{
+	(void)st;
+	struct opts o = {.max_sessions = 16};
+	struct fx *f = fx_new(&o);
+	for (int i = 0; i < 8; i++)
+		handshake(f, C1, WEB, (uint16_t)(40000 + i), 80);
+	/* 4 replied UDP flows, then 4 SYNs that no one answers */
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(udp(f, C1, DNS, (uint16_t)(30000 + i), 53), V_ACCEPT);
+		assert_int_equal(udp(f, DNS, C1, 53, (uint16_t)(30000 + i)), V_ACCEPT);
+	}
+	for (int i = 0; i < 4; i++) {
+		advance(f, 200);
+		assert_int_equal(tcp(f, C1, WEB, (uint16_t)(50000 + i), 80, PB_SYN, CISN, 0, 0), V_ACCEPT);
+	}
+	assert_int_equal(nsess(f), 16);
+	/* a 17th flow takes the place of the first unanswered SYN */
+	assert_int_equal(tcp(f, C1, WEB, 51000, 80, PB_SYN, CISN, 0, 0), V_ACCEPT);
+	assert_int_equal(f->sh.st.ended[END_EVICTED], 1);
+	assert_int_equal(nsess(f), 16);
+	/* the evicted one is gone (its SYN/ACK finds nothing), the others not */
+	assert_int_equal(tcp(f, WEB, C1, 80, 50000, PB_SYN | PB_ACK, SISN, CISN + 1, 0), V_DROP);
+	assert_int_equal(tcp(f, WEB, C1, 80, 50001, PB_SYN | PB_ACK, SISN, CISN + 1, 0), V_ACCEPT);
+	/* four more evict the rest of the unreplied ones ... */
+	for (int i = 1; i < 5; i++)
+		assert_int_equal(tcp(f, C1, WEB, (uint16_t)(51000 + i), 80, PB_SYN, CISN, 0, 0), V_ACCEPT);
+	assert_int_equal(f->sh.st.ended[END_EVICTED], 5);
+	/* ... then only replied and established sessions remain, and a new
+	 * flow is refused */
+	for (int i = 0; i < 5; i++) {
+		tcp(f, WEB, C1, 80, (uint16_t)(51000 + i), PB_SYN | PB_ACK, SISN, CISN + 1, 0);
+		tcp(f, C1, WEB, (uint16_t)(51000 + i), 80, PB_ACK, CISN + 1, SISN + 1, 0);
+	}
+	tcp(f, C1, WEB, 50001, 80, PB_ACK, CISN + 1, SISN + 1, 0);
+	assert_int_equal(tcp(f, C1, WEB, 52000, 80, PB_SYN, CISN, 0, 0), V_DROP);
+	assert_int_equal(drops(f, DROP_TABLE_FULL), 1);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(tcp(f, C1, WEB, (uint16_t)(40000 + i), 80, PB_ACK,
+				     CISN + 1, SISN + 1, 10), V_ACCEPT);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(udp(f, DNS, C1, 53, (uint16_t)(30000 + i)), V_ACCEPT);
+	fx_free(f);
+}
+
 /* ---- Palo Alto half-close --------------------------------------------- */
 
 static void paloalto_fin_moves_session_to_tcp_wait_30s(void **st)
@@ -1003,6 +1051,7 @@ int main(void)
 		cmocka_unit_test(srx_icmp_error_for_tcp_forwarded_session_kept),
 		cmocka_unit_test(srx_aggressive_ageing_between_watermarks),
 		cmocka_unit_test(srx_table_full_refuses_new_keeps_established),
+		cmocka_unit_test(table_full_evicts_oldest_unreplied_never_established),
 		cmocka_unit_test(paloalto_fin_moves_session_to_tcp_wait_30s),
 		cmocka_unit_test(paloalto_data_after_tcp_wait_expiry_dropped),
 		cmocka_unit_test(forcepoint_off_is_stateless_replies_must_match_a_rule),
