@@ -302,6 +302,21 @@ static const struct tcase cases[] = {
 		{ TO_C, F | A, S(1), C(2), 65535, -1, 0, FWD, 0, 0, SS_TCP_TIME_WAIT },
 		{ TO_S, Y, C(0) - 500000, 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
 	}},
+	{ "responder_syn_in_time_wait_reopens_as_a_new_flow", NORMAL, 31, {
+		HS,
+		{ TO_S, F | A, C(1), S(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_WAIT },
+		{ TO_C, F | A, S(1), C(2), 65535, -1, 0, FWD, 0, 0, SS_TCP_TIME_WAIT },
+		/* the old session ends; no rule lets the server open to the
+		 * client, so the new flow is refused by the policy */
+		{ TO_C, Y, S(90000), 0, 65535, -1, 0, DROP, DROP_NO_RULE, 0, ST_GONE },
+	}},
+	{ "second_synack_with_another_isn_does_not_replace_the_first", NORMAL, 32, {
+		{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
+		{ TO_C, Y | A, S(0), C(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_RECV },
+		{ TO_C, Y | A, S(5000000), C(1), 65535, -1, 0, FWD, 0, TN_IGNORED, SS_TCP_SYN_RECV },
+		{ TO_S, A, C(1), S(1), 65535, -1, 0, FWD, 0, 0, SS_TCP_ESTABLISHED },
+		{ TO_C, A | P, S(1), C(1), 65535, -1, 100, FWD, 0, 0, SS_TCP_ESTABLISHED },
+	}},
 	{ "fin_in_syn_sent_dropped", NORMAL, 29, {
 		{ TO_S, Y, C(0), 0, 65535, -1, 0, FWD, 0, 0, SS_TCP_SYN_SENT },
 		{ TO_S, F | A, C(1), 0, 65535, -1, 0, DROP, DROP_TCP_STATE, 0, SS_TCP_SYN_SENT },
