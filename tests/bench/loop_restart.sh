@@ -103,7 +103,9 @@ for ((i = 1; i <= N; i++)); do
 	# the file's own verdict too: a case that was not found runs nothing
 	if [ "$rc" = 0 ] && grep -qE '^ok +[a-z_]+' "$log"; then
 		passed=$((passed + 1))
-		echo "run $i/$N: ok ($secs s)"
+		# what the case printed of itself (the lab case: its counts)
+		detail=$(grep -E '^     ' "$log" | head -n 1 | sed 's/^ *//' || true)
+		echo "run $i/$N: ok ($secs s)${detail:+ - ${detail:0:300}}"
 		rm -f "$log"
 	else
 		failed=$((failed + 1))
