@@ -148,6 +148,12 @@ struct node_run {
 	const struct pkt_io_ops *io_ops; /* kernel path: NFQUEUE or AF_XDP */
 	const char *stats_path;
 	int signal;
+	/* the node's nft table: watched, put back when someone removes it */
+	struct nft_table_opts nft;
+	struct nft_watch *nft_watch;
+	uv_poll_t nft_poll;
+	bool nft_polling;
+	uint64_t nft_reinstalled;
 };
 
 /* Offline: the control thread owns the shards, so a job runs to the end
@@ -238,6 +244,7 @@ static void write_stats(struct node_run *nr, const struct ctl_shard_ops *ops)
 			i, (unsigned long long)one.pkts, sess);
 	}
 	print_stats(f, &t, live, NULL);
+	fprintf(f, "nft reinstalled=%llu\n", (unsigned long long)nr->nft_reinstalled);
 	fclose(f);
 	rename(tmp, nr->stats_path);
 }
@@ -270,6 +277,12 @@ static void on_uv_signal(uv_signal_t *h, int sig)
 	uv_close((uv_handle_t *)&nr->stats_timer, NULL);
 	if (nr->w)
 		uv_close((uv_handle_t *)&nr->iface_timer, NULL);
+	/* closed before the node removes its own table, which must not be
+	 * put back */
+	if (nr->nft_polling) {
+		uv_close((uv_handle_t *)&nr->nft_poll, NULL);
+		nr->nft_polling = false;
+	}
 }
 
 /* Start the control plane on nr->loop: ctl socket, signals, timers. */
@@ -415,6 +428,31 @@ out:
 
 static atomic_bool stop_flag;
 
+/* Someone deleted the node's table, a chain or a rule of it (nftables.service
+ * starts with `flush ruleset`): without it traffic would pass unfiltered or
+ * not at all. Put it back at once, say so. */
+static void on_nft_event(uv_poll_t *p, int status, int events)
+{
+	struct node_run *nr = p->data;
+	bool touched = false;
+	char err[256];
+	(void)events;
+	if (status < 0 || nft_watch_read(nr->nft_watch, &touched) < 0 || !touched)
+		return;
+	uint64_t t0 = clock_now_ms();
+	int r = nft_table_install(&nr->nft, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "tandem-node: table inet %s was removed by someone "
+			"else; reinstalling failed: %s\n", nr->nft.table, err);
+		return;
+	}
+	nr->nft_reinstalled++;
+	fprintf(stderr, "tandem-node: table inet %s was removed or changed by "
+		"someone else (nft flush ruleset?): reinstalled in %llu ms (%llu times)\n",
+		nr->nft.table, (unsigned long long)(clock_now_ms() - t0),
+		(unsigned long long)nr->nft_reinstalled);
+}
+
 static void close_handle(uv_handle_t *h, void *arg)
 {
 	(void)arg;
@@ -470,19 +508,29 @@ static int run_nfq(struct node_conf *nc, const char *stats_path)
 	for (unsigned i = 0; i < nr.n; i++)
 		nr.w[i].ctl = nr.ctl;
 
-	struct nft_table_opts to = {
+	nr.nft = (struct nft_table_opts){
 		.table = "tandem",
 		.queue_first = cfg->queue_first,
 		.queue_count = cfg->af_xdp ? 1 : nr.n,
 		.bypass = cfg->bypass,
 		.drop_forward = cfg->af_xdp,
 	};
-	r = nft_table_install(&to, err, sizeof(err));
+	/* watch first, so a removal right after the install is seen */
+	r = nft_watch_open(nr.nft.table, &nr.nft_watch);
+	if (r < 0) {
+		fprintf(stderr, "tandem-node: nftables events: %s\n", strerror(-r));
+		goto out;
+	}
+	r = nft_table_install(&nr.nft, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "tandem-node: nftables: %s\n", err);
 		goto out;
 	}
 	table = true;
+	uv_poll_init(&nr.loop, &nr.nft_poll, nft_watch_fd(nr.nft_watch));
+	nr.nft_poll.data = &nr;
+	uv_poll_start(&nr.nft_poll, UV_READABLE, on_nft_event);
+	nr.nft_polling = true;
 	/* SIGUSR1 only interrupts a worker's receive (worker_post). */
 	struct sigaction wake = {.sa_handler = on_wake_signal};
 	sigemptyset(&wake.sa_mask);
@@ -564,6 +612,7 @@ out:
 		for (unsigned i = 0; i < ready; i++)
 			shard_fini(&nr.w[i].sh);
 	ctl_free(nr.ctl);
+	nft_watch_close(nr.nft_watch);
 	node_conf_free(nc);
 	connlimit_free(nr.lim);
 	free(nr.w);

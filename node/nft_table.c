@@ -355,6 +355,9 @@ static int batch_put_rule(struct nt_batch *bt, const struct nft_table_opts *o,
 						      : "add rule (xt NFQUEUE target)");
 }
 
+/* Netlink port of the socket of the last batch this process sent. */
+static uint32_t own_portid;
+
 static int nl_open(struct mnl_socket **ret)
 {
 	struct timeval tv = { .tv_sec = NT_TIMEOUT_MS / 1000,
@@ -412,6 +415,8 @@ static int batch_talk(struct nt_batch *bt, int *ret_step)
 		return -EINVAL;
 	want = bt->n - 2;
 	r = nl_open(&nl);
+	if (r == 0) /* the watch tells our own changes from others' by it */
+		own_portid = mnl_socket_get_portid(nl);
 	if (r < 0)
 		return r;
 	if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(bt->b), mnl_nlmsg_batch_size(bt->b)) < 0) {
@@ -699,4 +704,100 @@ int nft_table_exists(const char *table, bool *ret)
 out:
 	mnl_socket_close(nl);
 	return r;
+}
+
+/* ---- watch --------------------------------------------------------------- */
+
+struct nft_watch {
+	struct mnl_socket *nl;
+	char table[NFT_TABLE_MAXNAMELEN];
+};
+
+int nft_watch_open(const char *table, struct nft_watch **ret)
+{
+	if (!table_name_ok(table) || !ret)
+		return -EINVAL;
+	struct nft_watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	snprintf(w->table, sizeof(w->table), "%s", table);
+	w->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (!w->nl) {
+		free(w);
+		return -errno;
+	}
+	if (mnl_socket_bind(w->nl, 1u << (NFNLGRP_NFTABLES - 1),
+			    MNL_SOCKET_AUTOPID) < 0) {
+		int r = -errno;
+		nft_watch_close(w);
+		return r;
+	}
+	*ret = w;
+	return 0;
+}
+
+int nft_watch_fd(const struct nft_watch *w)
+{
+	return mnl_socket_get_fd(w->nl);
+}
+
+/* The table an nftables object message names: table, chain, rule, set
+ * and object messages all carry it as attribute 1. */
+static bool names_table(const struct nlmsghdr *m, const char *table)
+{
+	const struct nlattr *a;
+	mnl_attr_for_each(a, m, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != 1)
+			continue;
+		if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
+			return false;
+		return strcmp(mnl_attr_get_str(a), table) == 0;
+	}
+	return false;
+}
+
+int nft_watch_read(struct nft_watch *w, bool *ret_touched)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	bool touched = false;
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(w->nl, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			if (errno == ENOBUFS) { /* events lost: look again */
+				touched = true;
+				continue;
+			}
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		int rem = (int)n;
+		for (const struct nlmsghdr *m = (const struct nlmsghdr *)buf;
+		     mnl_nlmsg_ok(m, rem); m = mnl_nlmsg_next(m, &rem)) {
+			if ((m->nlmsg_type >> 8) != NFNL_SUBSYS_NFTABLES)
+				continue;
+			unsigned t = m->nlmsg_type & 0xff;
+			if (t != NFT_MSG_DELTABLE && t != NFT_MSG_DELCHAIN &&
+			    t != NFT_MSG_DELRULE)
+				continue;
+			/* our own replacement of the table deletes it too */
+			if (own_portid && m->nlmsg_pid == own_portid)
+				continue;
+			if (names_table(m, w->table))
+				touched = true;
+		}
+	}
+	*ret_touched = touched;
+	return 0;
+}
+
+void nft_watch_close(struct nft_watch *w)
+{
+	if (!w)
+		return;
+	if (w->nl)
+		mnl_socket_close(w->nl);
+	free(w);
 }

@@ -53,4 +53,17 @@ int nft_table_remove(const char *table, char *err, size_t errlen);
 /* *ret = whether inet table `table` exists. 0 or -errno (ret untouched). */
 int nft_table_exists(const char *table, bool *ret);
 
+/*
+ * Watch: a non-blocking netlink socket on the nftables event group. After
+ * its fd turns readable, nft_watch_read() drains it and says whether
+ * anyone but this process deleted the table or one of its chains or rules
+ * (`nft flush ruleset`, as nftables.service runs at start, deletes every
+ * table); the caller then installs the table again. Control thread only.
+ */
+struct nft_watch;
+int nft_watch_open(const char *table, struct nft_watch **ret);
+int nft_watch_fd(const struct nft_watch *w);
+int nft_watch_read(struct nft_watch *w, bool *ret_touched);
+void nft_watch_close(struct nft_watch *w); /* accepts NULL */
+
 #endif /* TANDEM_NFT_TABLE_H */

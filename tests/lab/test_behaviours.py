@@ -971,6 +971,61 @@ def test_tcp_mss_clamp_and_checksum_verify(lab):
     finally:
         cap_cleanup(cap_s, cap_c)
 
+
+# ---- the node's nft table ----------------------------------------------------
+
+def test_nft_flush_ruleset_table_reinstalled(lab):
+    """`nft flush ruleset` in the firewall (what nftables.service does when it
+    starts) deletes the node's table: the node notices it from nftables
+    events and installs it again. A denied UDP flow sending every 2 ms gets
+    packets through for at most 50 ms in all (tshark on the server counts
+    them), an allowed TCP connection carries on, and the node says so."""
+    srv = Server(lab, "srv", "tcp", WEB, 80)
+    node = Node(lab, config(queues=2))
+    cap = Capture(lab, "srv", bpf="udp port 9999")
+    try:
+        cli = Agent(lab, "c1")
+        cli.run(f"""
+            C = socket.create_connection(("{WEB}", 80), timeout=5)
+            C.sendall(b"before-flush\\\\n")
+        """)
+        srv.wait_event("data", lambda e: "before-flush" in e["data"], 5, "data before the flush")
+        # the denied flow: 1500 datagrams, one every 2 ms (3 s)
+        cli.run(f"""
+            import threading
+            def flood():
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                for i in range(1500):
+                    u.sendto(b"denied-%d" % i, ("{WEB}", 9999))
+                    time.sleep(0.002)
+            T = threading.Thread(target=flood); T.start()
+        """)
+        time.sleep(1.0)
+        r = lab.sh("fw", "nft flush ruleset", check_rc=True)
+        t_flush = time.monotonic()
+        back = None
+        while time.monotonic() - t_flush < 3:
+            if lab.sh("fw", "nft list table inet tandem >/dev/null 2>&1").returncode == 0:
+                back = time.monotonic() - t_flush
+                break
+            time.sleep(0.01)
+        check(back is not None, "the node's table is not back 3 s after nft flush ruleset")
+        cli.run("T.join(10)")
+        rows = cap.read("udp.dstport == 9999", fields=("frame.time_relative",))
+        leak = [float(x[0]) for x in rows]
+        span = (max(leak) - min(leak)) * 1000 if leak else 0.0
+        check(span <= 50.0, f"the denied flow got {len(leak)} datagrams through over {span:.0f} ms")
+        got = cli.run("C.sendall(b'after-flush\\\\n'); out = True")
+        srv.wait_event("data", lambda e: "after-flush" in e["data"], 5, "data after the flush")
+        st, _ = stats_wait(node, lambda s: s.get("nft", {}).get("reinstalled", 0) >= 1, 5,
+                           "the node counts the reinstall")
+        check("reinstalled" in node.read_log(), f"the node's log does not say it: {node.read_log()[-500:]}")
+        print(f"     table back {back * 1000:.0f} ms after the flush (seen by polling nft); "
+              f"{len(leak)} denied datagrams crossed in {span:.0f} ms")
+    finally:
+        cap.cleanup()
+        lab.sh("c1", "true")
+
 if __name__ == "__main__":
     # TDM_BEH_PREFIX: another tdm-* prefix, for a second run of this file
     # beside one that already uses tdm-beh- (two runs with one prefix
