@@ -201,23 +201,30 @@ static void aged_cb(void *arg, struct sess *s)
 
 /* Who may make room in a full table: a local session that never saw a
  * reply (TCP still in SYN_SENT, one-way UDP, an ICMP query or other flow
- * without an answer). Established, replied sessions are never evicted; a
- * peer's copies belong to the active. */
-static bool unreplied(void *arg, const struct sess *s)
+ * without an answer), the one that has waited longest since its last
+ * packet first. (Soonest to expire is not it: a fresh SYN's 20 s run out
+ * before a flood's 60 s UDP entries.) Established, replied sessions are
+ * never evicted; a peer's copies belong to the active. */
+static uint64_t unreplied(void *arg, const struct sess *s)
 {
-	(void)arg;
+	struct shard *sh = arg;
 	if (s->flags & SF_PEER)
-		return false;
+		return 0;
 	switch (s->state) {
 	case SS_TCP_SYN_SENT:
 	case SS_UDP:
-		return true;
+		break;
 	case SS_ICMP:
 	case SS_OTHER:
-		return s->pkts[1] == 0;
+		if (s->pkts[1] == 0)
+			break;
+		return 0;
 	default:
-		return false;
+		return 0;
 	}
+	uint64_t to = pipeline_sess_timeout_ms(sh->ctx, s);
+	uint64_t left = sess_remaining_ms(s, sh->evict_now);
+	return (to > left ? to - left : 0) + 1;
 }
 
 static void evicted_cb(void *arg, struct sess *s)
@@ -451,10 +458,13 @@ static void new_flow(struct shard *sh, const struct pkt *p,
 				   now + pipeline_sess_timeout_ms(ctx, &tmp), &s);
 	/* a full table: the oldest unreplied session (bounded search, in
 	 * expiry order) gives its place to this one */
-	if (rc == -ENOSPC && ctx->cfg->evict_unreplied &&
-	    sess_table_evict_one(sh->tab, EVICT_BUDGET, unreplied, evicted_cb, sh))
-		rc = sess_table_insert(sh->tab, k, hash, 0, now,
-				       now + pipeline_sess_timeout_ms(ctx, &tmp), &s);
+	if (rc == -ENOSPC && ctx->cfg->evict_unreplied) {
+		sh->evict_now = now;
+		if (sess_table_evict_one(sh->tab, EVICT_BUDGET, unreplied,
+					 evicted_cb, sh))
+			rc = sess_table_insert(sh->tab, k, hash, 0, now,
+					       now + pipeline_sess_timeout_ms(ctx, &tmp), &s);
+	}
 	if (rc < 0) {
 		if (limited & SESS_LIMITED_SRC)
 			connlimit_release(ctx->lim, r->index, LIMIT_SIDE_SRC,

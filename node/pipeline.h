@@ -53,6 +53,7 @@ struct shard {
 	bool ageing;            /* aggressive ageing in progress */
 	uint32_t age_high, age_low; /* watermarks in sessions */
 	unsigned tick_budget;   /* wheel visits per tick */
+	uint64_t evict_now;     /* the clock for the eviction score */
 	sess_event_fn on_event; /* may be NULL */
 	void *event_arg;
 	struct sync_out *sync;  /* replication; NULL = off */

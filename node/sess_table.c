@@ -734,9 +734,12 @@ unsigned sess_table_age_early(struct sess_table *t, uint64_t now_ms,
 }
 
 bool sess_table_evict_one(struct sess_table *t, unsigned budget,
-			  sess_pred pick, sess_cb cb, void *ctx)
+			  sess_score score, sess_cb cb, void *ctx)
 {
 	unsigned visits = 0;
+	struct sess *best = NULL;
+	uint64_t best_score = 0;
+	uint32_t best_slot = 0;
 	uint64_t cs = t->cursor_ms >> SLOT_SHIFT;
 	for (uint64_t a = 0; a <= WHEEL_SLOTS && visits < budget; a++) {
 		/* the pending list (slots already passed) first, then the
@@ -746,23 +749,25 @@ bool sess_table_evict_one(struct sess_table *t, unsigned budget,
 		uint32_t v = t->heads[h];
 		/* an empty slot costs one read of the head array: those are
 		 * bounded by the wheel's size, sessions by the budget */
-		/* a slot's list is newest first: take its candidate that
-		 * expires first, the oldest of equals (the last seen) */
-		struct sess *best = NULL;
 		for (; v && visits < budget; visits++) {
 			struct sess *s = &t->pool[v - 1];
 			v = s->tw_next;
-			if (pick(ctx, s) &&
-			    (!best || (int32_t)(s->expire - best->expire) <= 0))
+			uint64_t sc = score(ctx, s);
+			/* ties go to the older: an earlier slot, or later in
+			 * a slot's list (newest first) */
+			if (sc > best_score ||
+			    (sc && sc == best_score && best_slot == h)) {
 				best = s;
-		}
-		if (best) {
-			cb(ctx, best);
-			sess_table_remove(t, best);
-			return true;
+				best_score = sc;
+				best_slot = h;
+			}
 		}
 	}
-	return false;
+	if (!best)
+		return false;
+	cb(ctx, best);
+	sess_table_remove(t, best);
+	return true;
 }
 
 void sess_table_foreach(struct sess_table *t, sess_cb cb, void *ctx)

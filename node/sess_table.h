@@ -198,13 +198,13 @@ unsigned sess_table_expire(struct sess_table *t, uint64_t now_ms,
 /*
  * Flood relief (Linux conntrack's early drop): visit sessions in the order
  * the wheel will expire them, from the cursor on, at most `budget`
- * sessions (and at most every wheel slot's head once), and remove the
- * first one `pick` accepts, after passing it to cb. Returns true when one
- * was removed.
+ * sessions (and at most every wheel slot's head once), and remove the one
+ * `score` rates highest (0 = never), after passing it to cb. Returns true
+ * when one was removed.
  */
-typedef bool (*sess_pred)(void *ctx, const struct sess *s);
+typedef uint64_t (*sess_score)(void *ctx, const struct sess *s);
 bool sess_table_evict_one(struct sess_table *t, unsigned budget,
-			  sess_pred pick, sess_cb cb, void *ctx);
+			  sess_score score, sess_cb cb, void *ctx);
 
 /*
  * Aggressive ageing helper: visit sessions whose remaining time is below

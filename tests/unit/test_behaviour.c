@@ -525,6 +525,32 @@ static void table_full_evicts_oldest_unreplied_never_established(void **st)
 	fx_free(f);
 }
 
+/* Under a UDP new-flow flood (60 s timeouts) a real SYN (20 s) expires
+ * sooner than the flood's entries, yet it is the youngest: eviction goes by
+ * how long a session has waited for a reply, so the flood's older entries
+ * make room and the SYN lives to see its SYN/ACK (in a full-size table, for
+ * as long as the flood takes to renew the whole table). */
+static void eviction_spares_a_fresh_syn_under_a_udp_flood(void **st)
+{
+	(void)st;
+	struct opts o = {.max_sessions = 16};
+	struct fx *f = fx_new(&o);
+	for (int i = 0; i < 16; i++) {
+		advance(f, 100);
+		assert_int_equal(udp(f, C1, DNS, (uint16_t)(30000 + i), 53), V_ACCEPT);
+	}
+	assert_int_equal(tcp(f, C1, WEB, 50000, 80, PB_SYN, CISN, 0, 0), V_ACCEPT);
+	/* the flood goes on: 14 more flows evict the 14 oldest of its own */
+	for (int i = 16; i < 30; i++) {
+		clock_advance_ms(1);
+		assert_int_equal(udp(f, C1, DNS, (uint16_t)(30000 + i), 53), V_ACCEPT);
+	}
+	assert_int_equal(f->sh.st.ended[END_EVICTED], 15);
+	assert_int_equal(tcp(f, WEB, C1, 80, 50000, PB_SYN | PB_ACK, SISN, CISN + 1, 0), V_ACCEPT);
+	assert_int_equal(f->res.sess->state, SS_TCP_SYN_RECV);
+	fx_free(f);
+}
+
 /* ---- Palo Alto half-close --------------------------------------------- */
 
 static void paloalto_fin_moves_session_to_tcp_wait_30s(void **st)
@@ -1052,6 +1078,7 @@ int main(void)
 		cmocka_unit_test(srx_aggressive_ageing_between_watermarks),
 		cmocka_unit_test(srx_table_full_refuses_new_keeps_established),
 		cmocka_unit_test(table_full_evicts_oldest_unreplied_never_established),
+		cmocka_unit_test(eviction_spares_a_fresh_syn_under_a_udp_flood),
 		cmocka_unit_test(paloalto_fin_moves_session_to_tcp_wait_30s),
 		cmocka_unit_test(paloalto_data_after_tcp_wait_expiry_dropped),
 		cmocka_unit_test(forcepoint_off_is_stateless_replies_must_match_a_rule),
