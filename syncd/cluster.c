@@ -11,12 +11,17 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <libconfig.h>
 
@@ -49,7 +54,13 @@
 	X(CFG_FAILED, "config.failed")               \
 	X(NODE_ID_MISMATCH, "node.id-mismatch")      \
 	X(STATE_WRITE_ERRORS, "state.write-errors")  \
-	X(FAILOVERS, "failover.requests")
+	X(FAILOVERS, "failover.requests")           \
+	X(RELOADS, "config.reloads")                 \
+	X(STEP_DOWNS, "role.step-downs")             \
+	X(FAULTS, "health.faults")                   \
+	X(HOOKS_RUN, "notify.run")                   \
+	X(HOOK_ERRORS, "notify.errors")              \
+	X(HOOKS_SKIPPED, "notify.skipped")
 
 enum {
 #define CC_ENUM(n, s) CC_##n,
@@ -83,7 +94,8 @@ struct cpeer {
 
 struct cluster {
 	uv_loop_t *loop;
-	const struct sconf *conf;
+	struct sconf *conf;         /* the caller's; a reload rewrites the
+				     * settings marked live in reload_fields */
 	struct peers *ps;
 	struct node_link *nl;
 	struct repl *repl;
@@ -111,6 +123,22 @@ struct cluster {
 	uint64_t fo_t0, fo_sent_ms, fo_last_ms, fo_deadline;
 	uint64_t cnt[CC_MAX];
 	struct buf hb;
+	/* health: fault[0] != 0 while this node cannot carry the traffic */
+	uint64_t node_lost_ms;      /* the node link went down; 0: linked, or
+				     * never linked yet (the gate covers that) */
+	int if_fd;                  /* SIOCGIFFLAGS of tracked interfaces */
+	char fault[96];
+	/* notify hooks still running */
+	struct hook *hooks;
+	unsigned n_hooks;
+};
+
+#define MAX_HOOKS 16
+
+struct hook {
+	uv_process_t proc;
+	struct cluster *c;
+	struct hook *next, **pprev;
 };
 
 static void logmsg(const struct cluster *c, const char *fmt, ...)
@@ -205,14 +233,14 @@ static void build_heartbeat(struct cluster *c, unsigned i, enum peer_path path,
 	hb.role = (char *)role_name(c->stopping ? ROLE_INIT : c->sm.role);
 	/* a stopping node ranks last (priority 0 is never configured), so a
 	 * standby takes over without waiting for the dead time */
-	hb.priority = c->stopping ? 0 : c->conf->priority;
+	hb.priority = c->stopping || c->fault[0] ? 0 : c->conf->priority;
 	hb.preempt = c->conf->preempt;
 	hb.applied_seq = repl_applied_seq(c->repl, i);
 	hb.sent_ms = clock_now_ms();
 	if (c->hash_known)
 		hb.policy_hash = c->policy_hash;
 	hb.has_ready = true;
-	hb.ready = !c->stopping && ready_for(c, i);
+	hb.ready = !c->stopping && !c->fault[0] && ready_for(c, i);
 	hb.path = path == PATH_SYNC ? "sync" : "data";
 	Tandem__PeerMsg m = TANDEM__PEER_MSG__INIT;
 	m.heartbeat = &hb;
@@ -348,6 +376,124 @@ static void on_promoted(void *arg, int err, const Tandem__CtlReply *rep)
 
 /* ---- role ------------------------------------------------------------------ */
 
+/* ---- notify hooks, health ------------------------------------------------- */
+
+static void hook_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void hook_unlink(struct hook *k)
+{
+	*k->pprev = k->next;
+	if (k->next)
+		k->next->pprev = k->pprev;
+	k->c->n_hooks--;
+	uv_close((uv_handle_t *)&k->proc, hook_closed);
+}
+
+static void hook_exited(uv_process_t *p, int64_t status, int sig)
+{
+	struct hook *k = p->data;
+	struct cluster *c = k->c;
+	if (status || sig) {
+		c->cnt[CC_HOOK_ERRORS]++;
+		logmsg(c, "notify %s: exit %lld signal %d", c->conf->notify,
+		       (long long)status, sig);
+	}
+	hook_unlink(k);
+}
+
+/* notify ROLE PREVIOUS EPOCH, started without waiting for it (uv_spawn:
+ * fork + exec, reaped by the loop) */
+static void run_hook(struct cluster *c, enum role prev)
+{
+	if (!c->conf->notify[0])
+		return;
+	if (c->n_hooks >= MAX_HOOKS) {
+		c->cnt[CC_HOOKS_SKIPPED]++;
+		logmsg(c, "notify %s: %u still running, not started",
+		       c->conf->notify, c->n_hooks);
+		return;
+	}
+	struct hook *k = calloc(1, sizeof(*k));
+	if (!k) {
+		c->cnt[CC_HOOK_ERRORS]++;
+		return;
+	}
+	char epoch[24];
+	snprintf(epoch, sizeof(epoch), "%" PRIu64, c->sm.epoch);
+	char *args[] = {c->conf->notify, (char *)role_name(c->sm.role),
+			(char *)role_name(prev), epoch, NULL};
+	uv_stdio_container_t io[3] = {
+		{.flags = UV_IGNORE},
+		{.flags = UV_INHERIT_FD, .data.fd = 2},
+		{.flags = UV_INHERIT_FD, .data.fd = 2},
+	};
+	uv_process_options_t o = {
+		.exit_cb = hook_exited,
+		.file = c->conf->notify,
+		.args = args,
+		.stdio_count = 3,
+		.stdio = io,
+	};
+	k->c = c;
+	k->proc.data = k;
+	int r = uv_spawn(c->loop, &k->proc, &o);
+	if (r < 0) {
+		c->cnt[CC_HOOK_ERRORS]++;
+		logmsg(c, "notify %s: %s", c->conf->notify, uv_strerror(r));
+		uv_close((uv_handle_t *)&k->proc, hook_closed);
+		return;
+	}
+	c->cnt[CC_HOOKS_RUN]++;
+	k->next = c->hooks;
+	if (k->next)
+		k->next->pprev = &k->next;
+	k->pprev = &c->hooks;
+	c->hooks = k;
+	c->n_hooks++;
+}
+
+/* interface up and with carrier; a missing one is down */
+static bool if_running(const struct cluster *c, const char *name)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (c->if_fd < 0 || ioctl(c->if_fd, SIOCGIFFLAGS, &ifr) < 0)
+		return false;
+	return (ifr.ifr_flags & IFF_UP) && (ifr.ifr_flags & IFF_RUNNING);
+}
+
+/* Election mode only (keepalived tracks its own interfaces there). The node
+ * link gets dead_ms of grace: a node restart or one overdue reply is not a
+ * failover. */
+static void check_health(struct cluster *c, uint64_t now)
+{
+	char f[sizeof(c->fault)] = "";
+	if (!c->conf->external) {
+		if (c->node_lost_ms && now - c->node_lost_ms >= dead_ms(c))
+			snprintf(f, sizeof(f), "node link down for %" PRIu64 " ms",
+				 now - c->node_lost_ms);
+		for (unsigned k = 0; !f[0] && k < c->conf->n_track; k++)
+			if (!if_running(c, c->conf->track[k]))
+				snprintf(f, sizeof(f), "tracked interface %s down",
+					 c->conf->track[k]);
+	}
+	if (!f[0] == !c->fault[0])
+		return;     /* no change (the first reason stays shown) */
+	if (f[0]) {
+		c->cnt[CC_FAULTS]++;
+		logmsg(c, "fault (role %s): %s", role_name(c->sm.role), f);
+	} else {
+		logmsg(c, "fault cleared (was: %s)", c->fault);
+	}
+	memcpy(c->fault, f, sizeof(f));
+	/* peers rank us by our heartbeats: tell them now */
+	send_heartbeats(c);
+}
+
 static void failover_finish(struct cluster *c, int status, const char *msg);
 
 static void became_active(struct cluster *c, enum role prev)
@@ -376,11 +522,14 @@ static void became_active(struct cluster *c, enum role prev)
 	if (prev == ROLE_STANDBY)
 		repl_bulk_all(c->repl);
 	send_heartbeats(c);
+	run_hook(c, prev);
 }
 
-static void became_standby(struct cluster *c)
+static void became_standby(struct cluster *c, enum role prev)
 {
 	c->cnt[CC_ROLE_CHANGES]++;
+	if (prev == ROLE_ACTIVE && c->fault[0])
+		c->cnt[CC_STEP_DOWNS]++;
 	logmsg(c, "role standby, epoch %" PRIu64 " (%s)", c->sm.epoch, c->sm.why);
 	save_epoch(c);
 	peers_set_epoch(c->ps, c->sm.epoch);
@@ -398,6 +547,7 @@ static void became_standby(struct cluster *c)
 	send_heartbeats(c);
 	if (c->fo_call)
 		failover_finish(c, 0, NULL);
+	run_hook(c, prev);
 }
 
 static void evaluate(struct cluster *c)
@@ -431,6 +581,7 @@ static void evaluate(struct cluster *c)
 		.now_ms = now,
 		.gate = repl_gate(c->repl),
 		.notify = c->notify,
+		.fault = c->fault[0] ? c->fault : NULL,
 		.n_peers = c->conf->n_peers,
 		.peers = rp,
 	};
@@ -443,7 +594,7 @@ static void evaluate(struct cluster *c)
 	if (a == RA_ACTIVE)
 		became_active(c, prev);
 	else if (a == RA_STANDBY)
-		became_standby(c);
+		became_standby(c, prev);
 	else if (c->sm.epoch != epoch) {
 		save_epoch(c);
 		peers_set_epoch(c->ps, c->sm.epoch);
@@ -754,6 +905,7 @@ static void on_node_up(void *arg)
 {
 	struct cluster *c = arg;
 	c->node_up = true;
+	c->node_lost_ms = 0;
 	logmsg(c, "node linked (%s)", c->conf->node_socket);
 	repl_node_up(c->repl);
 	c->next_poll_ms = 0;
@@ -770,6 +922,7 @@ static void on_node_down(void *arg)
 {
 	struct cluster *c = arg;
 	c->node_up = false;
+	c->node_lost_ms = clock_now_ms();
 	logmsg(c, "node link lost; reconnecting");
 	repl_node_down(c->repl);
 }
@@ -1132,6 +1285,165 @@ static void on_ctl(void *arg, struct ctl_call *call, const Tandem__SyncdRequest 
 	}
 }
 
+/* ---- reload (SIGHUP) ------------------------------------------------------- */
+
+/* Every setting of the file, and whether a reload can apply it. Live ones
+ * are read where they are used (never cached at start-up), so writing them
+ * into the running config is all a reload needs. The others shape sockets,
+ * identity, frames or the peers' view of the dead time (heartbeat timers
+ * change only with both sides restarted in turn), so a changed value is
+ * reported and left as it runs. */
+struct reload_field {
+	const char *name;
+	size_t off, size;
+	bool live, str;             /* str: compared up to its NUL */
+};
+
+#define RF_(name, field, live, str) \
+	{name, offsetof(struct sconf, field), sizeof(((struct sconf *)0)->field), \
+	 live, str}
+#define RF(name, field, live) RF_(name, field, live, false)
+#define RFS(name, field, live) RF_(name, field, live, true)
+
+static const struct reload_field reload_fields[] = {
+	RF("node_id", node_id, false),
+	RF("cluster.id", cluster_id, false),
+	RF("cluster.key", key, false),
+	RFS("node_socket", node_socket, false),
+	RFS("control_socket", control_socket, false),
+	RF("mode", external, false),
+	RFS("state_file", state_file, false),
+	RFS("sync.listen", listen, false),
+	RF("sync.port", port, false),
+	RF("sync.max_frame", max_frame, false),
+	RF("sync.batch_events", batch_events, true),
+	RF("sync.flush_ms", flush_ms, false),
+	RF("sync.bulk_rate", bulk_rate, true),
+	RF("sync.backlog", backlog_bytes, true),
+	RF("sync.apply_inflight", apply_inflight, true),
+	RF("heartbeat.interval_ms", hb_interval_ms, false),
+	RF("heartbeat.dead_count", dead_count, false),
+	RF("data_heartbeat", data_hb, false),
+	RFS("data_heartbeat.bind", data_bind, false),
+	RFS("data_heartbeat.peer", data_peer, false),
+	RF("data_heartbeat.port", data_port, false),
+	RF("data_heartbeat.peer_port", data_peer_port, false),
+	RF("role.priority", priority, true),
+	RF("role.preempt", preempt, true),
+	RF("role.hold_down_ms", hold_down_ms, true),
+	RF("role.init_wait_ms", init_wait_ms, true),
+	RF("garp.count", garp_count, true),
+	RF("garp.interval_ms", garp_interval_ms, true),
+	RFS("notify", notify, true),
+	RF("config_sync.enabled", config_sync, true),
+	RF("config_sync.poll_ms", poll_ms, true),
+};
+
+#undef RFS
+#undef RF
+#undef RF_
+
+static bool field_differs(const struct reload_field *f, const struct sconf *a,
+			  const struct sconf *b)
+{
+	const char *x = (const char *)a + f->off, *y = (const char *)b + f->off;
+	return f->str ? strncmp(x, y, f->size) != 0 : memcmp(x, y, f->size) != 0;
+}
+
+static bool peers_differ(const struct sconf *a, const struct sconf *b)
+{
+	if (a->n_peers != b->n_peers)
+		return true;
+	for (unsigned i = 0; i < a->n_peers; i++)
+		if (a->peers[i].id != b->peers[i].id ||
+		    a->peers[i].port != b->peers[i].port ||
+		    strcmp(a->peers[i].address, b->peers[i].address))
+			return true;
+	return false;
+}
+
+static bool vips_differ(const struct sconf *a, const struct sconf *b)
+{
+	if (a->n_vips != b->n_vips)
+		return true;
+	for (unsigned i = 0; i < a->n_vips; i++)
+		if (strcmp(a->vips[i].text, b->vips[i].text) ||
+		    strcmp(a->vips[i].ifname, b->vips[i].ifname))
+			return true;
+	return false;
+}
+
+static bool keep_differs(const struct sconf *a, const struct sconf *b)
+{
+	if (a->n_keep != b->n_keep)
+		return true;
+	for (unsigned i = 0; i < a->n_keep; i++)
+		if (strcmp(a->keep_local[i], b->keep_local[i]))
+			return true;
+	return false;
+}
+
+static void add_name(char *list, size_t len, const char *name)
+{
+	size_t n = strlen(list);
+	snprintf(list + n, len - n, "%s%s", n ? ", " : "", name);
+}
+
+void cluster_reload(struct cluster *c)
+{
+	if (c->stopping)
+		return;
+	struct sconf *next = NULL;
+	char err[512];
+	if (sconf_load_file(c->conf->path, &next, err, sizeof(err)) < 0) {
+		logmsg(c, "reload refused, running config kept: %s", err);
+		return;
+	}
+	char applied[512] = "", restart[512] = "";
+	for (size_t k = 0; k < sizeof(reload_fields) / sizeof(reload_fields[0]); k++) {
+		const struct reload_field *f = &reload_fields[k];
+		if (!field_differs(f, c->conf, next))
+			continue;
+		if (f->live) {
+			memcpy((char *)c->conf + f->off, (const char *)next + f->off,
+			       f->size);
+			add_name(applied, sizeof(applied), f->name);
+		} else {
+			add_name(restart, sizeof(restart), f->name);
+		}
+	}
+	if (keep_differs(c->conf, next)) {
+		c->conf->n_keep = next->n_keep;
+		memcpy(c->conf->keep_local, next->keep_local, sizeof(next->keep_local));
+		add_name(applied, sizeof(applied), "config_sync.keep_local");
+	}
+	bool track = next->n_track != c->conf->n_track;
+	for (unsigned i = 0; !track && i < next->n_track; i++)
+		track = strcmp(next->track[i], c->conf->track[i]) != 0;
+	if (track) {
+		c->conf->n_track = next->n_track;
+		memcpy(c->conf->track, next->track, sizeof(next->track));
+		add_name(applied, sizeof(applied), "track_interfaces");
+	}
+	if (peers_differ(c->conf, next))
+		add_name(restart, sizeof(restart), "peers");
+	if (vips_differ(c->conf, next))
+		add_name(restart, sizeof(restart), "vips");
+	sconf_free(next);
+	c->rcfg.priority = c->conf->priority;
+	c->rcfg.preempt = c->conf->preempt;
+	c->rcfg.hold_down_ms = c->conf->hold_down_ms;
+	c->rcfg.init_wait_ms = c->conf->init_wait_ms;
+	c->cnt[CC_RELOADS]++;
+	logmsg(c, "reloaded %s (role %s): applied: %s; changed but needs a "
+	       "restart (running value kept): %s", c->conf->path,
+	       role_name(c->sm.role), applied[0] ? applied : "none",
+	       restart[0] ? restart : "none");
+	/* the peers rank us by what our heartbeats say: tell them now */
+	if (applied[0])
+		send_heartbeats(c);
+}
+
 /* ---- timers, life ---------------------------------------------------------- */
 
 static void on_tick(uv_timer_t *t)
@@ -1143,6 +1455,7 @@ static void on_tick(uv_timer_t *t)
 		send_heartbeats(c);
 		peers_tick(c->ps, now);
 	}
+	check_health(c, now);
 	evaluate(c);
 	if (c->vip_pending && now - c->takeover_t0 >= VIP_WAIT_MS)
 		vips_add(c); /* the node is slow to promote: go on */
@@ -1150,7 +1463,7 @@ static void on_tick(uv_timer_t *t)
 	poll_status(c, now);
 }
 
-int cluster_new(uv_loop_t *loop, const struct sconf *conf, struct cluster **ret)
+int cluster_new(uv_loop_t *loop, struct sconf *conf, struct cluster **ret)
 {
 	struct cluster *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -1158,6 +1471,12 @@ int cluster_new(uv_loop_t *loop, const struct sconf *conf, struct cluster **ret)
 	c->loop = loop;
 	c->conf = conf;
 	c->fo_peer = -1;
+	c->if_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (c->if_fd < 0 && conf->n_track) {
+		int e = -errno;
+		free(c);
+		return e;
+	}
 	int r = peers_new(loop, conf, &peer_ops, c, &c->ps);
 	if (r == 0)
 		r = node_link_new(loop, conf->node_socket, NODE_TIMEOUT_MS, &node_ops,
@@ -1170,6 +1489,8 @@ int cluster_new(uv_loop_t *loop, const struct sconf *conf, struct cluster **ret)
 		peers_free(c->ps);
 		node_link_free(c->nl);
 		repl_free(c->repl);
+		if (c->if_fd >= 0)
+			close(c->if_fd);
 		free(c);
 		return r;
 	}
@@ -1238,6 +1559,9 @@ void cluster_stop(struct cluster *c)
 		uv_close((uv_handle_t *)&c->garp, NULL);
 		c->garp_open = false;
 	}
+	/* hooks still running are left to finish on their own */
+	while (c->hooks)
+		hook_unlink(c->hooks);
 }
 
 void cluster_free(struct cluster *c)
@@ -1249,6 +1573,8 @@ void cluster_free(struct cluster *c)
 	peers_free(c->ps);
 	ctl_server_free(c->ctl);
 	buf_free(&c->hb);
+	if (c->if_fd >= 0)
+		close(c->if_fd);
 	vip_cleanup();
 	free(c);
 }

@@ -24,13 +24,20 @@
 
 struct cluster;
 
-/* conf stays the caller's until cluster_free(). */
-int cluster_new(uv_loop_t *loop, const struct sconf *conf,
-		struct cluster **ret);
+/* conf stays the caller's until cluster_free(); cluster_reload() writes
+ * into it. */
+int cluster_new(uv_loop_t *loop, struct sconf *conf, struct cluster **ret);
 int cluster_start(struct cluster *c, char *err, size_t errlen);
 /* Clean stop: addresses removed, peers told, handles closed; the loop then
  * runs out. */
 void cluster_stop(struct cluster *c);
+/* SIGHUP: read conf->path again. A file that does not load changes
+ * nothing; otherwise the settings that can change at run time (role
+ * priority/preempt/hold-down, garp, bulk rate, backlog, batch size,
+ * apply_inflight, config_sync, track_interfaces, notify) take effect at once, every other changed one
+ * is logged as needing a restart and keeps its running value. The role,
+ * the addresses and the links are left as they are. */
+void cluster_reload(struct cluster *c);
 void cluster_free(struct cluster *c);   /* accepts NULL */
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * main.c - tandem-syncd: the daemon, and its one-shot control clients.
  *
- *   tandem-syncd -c CONF                 run (foreground; SIGTERM/SIGINT stop)
+ *   tandem-syncd -c CONF                 run (foreground; SIGTERM/SIGINT stop,
+ *                                        SIGHUP reloads CONF)
  *   tandem-syncd -c CONF --check         validate the config and exit
  *   tandem-syncd -c CONF --show          print show cluster
  *   tandem-syncd -c CONF --failover [--timeout MS]
@@ -218,7 +219,7 @@ static int client(const char *sock, Tandem__SyncdRequest__Cmd cmd,
 /* ---- daemon ---------------------------------------------------------------- */
 
 struct sigs {
-	uv_signal_t term, intr;
+	uv_signal_t term, intr, hup;
 	struct cluster *c;
 };
 
@@ -228,6 +229,17 @@ static void close_sigs(struct sigs *g)
 		uv_close((uv_handle_t *)&g->term, NULL);
 	if (!uv_is_closing((uv_handle_t *)&g->intr))
 		uv_close((uv_handle_t *)&g->intr, NULL);
+	if (!uv_is_closing((uv_handle_t *)&g->hup))
+		uv_close((uv_handle_t *)&g->hup, NULL);
+}
+
+/* the default action of SIGHUP would kill the daemon and leave the virtual
+ * addresses on the interface */
+static void on_hup(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	struct sigs *g = s->data;
+	cluster_reload(g->c);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -238,7 +250,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	close_sigs(g);
 }
 
-static int run(const struct sconf *conf)
+static int run(struct sconf *conf)
 {
 	uv_loop_t loop;
 	if (uv_loop_init(&loop) < 0)
@@ -253,9 +265,11 @@ static int run(const struct sconf *conf)
 	}
 	uv_signal_init(&loop, &g.term);
 	uv_signal_init(&loop, &g.intr);
-	g.term.data = g.intr.data = &g;
+	uv_signal_init(&loop, &g.hup);
+	g.term.data = g.intr.data = g.hup.data = &g;
 	uv_signal_start(&g.term, on_signal, SIGTERM);
 	uv_signal_start(&g.intr, on_signal, SIGINT);
+	uv_signal_start(&g.hup, on_hup, SIGHUP);
 	char err[512] = "";
 	int rc = 0;
 	if (cluster_start(g.c, err, sizeof(err)) < 0) {

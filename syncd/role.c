@@ -141,6 +141,17 @@ enum role_action role_step(struct role_sm *sm, const struct role_cfg *cfg,
 	if (cfg->external)
 		return step_external(sm, in, max_epoch);
 
+	if (in->fault) {
+		sm->pending = false;
+		if (sm->role == ROLE_ACTIVE) {
+			snprintf(sm->why, sizeof(sm->why), "stepped down: %s",
+				 in->fault);
+			return become(sm, ROLE_STANDBY, max_epoch, now);
+		}
+		snprintf(sm->why, sizeof(sm->why), "cannot be active: %s", in->fault);
+		return RA_NONE;
+	}
+
 	bool self_holds = sm->role == ROLE_STANDBY && in->holds_state;
 	bool outranked = best && ranks_above(best->holds_state, best->priority,
 					     best->id, self_holds, cfg->priority,

@@ -24,6 +24,9 @@
  *    once fully synced.
  *  - Two actives: the higher epoch wins (then priority, then lower id);
  *    the loser becomes standby and adopts the winner's epoch.
+ *  - Fault (election mode): an active with a fault steps down to standby
+ *    (its peers, hearing it standby and ranking it last, take over at
+ *    once); a faulty node never becomes active.
  *  - Every takeover sets epoch = highest epoch heard + 1.
  *  - external (keepalived mode): no election; the notified role is taken
  *    (active still through the readiness gate).
@@ -70,6 +73,9 @@ struct role_in {
 	bool synced;            /* gate, and the active's bulk is complete */
 	bool holds_state;       /* standby that completed a bulk sync */
 	enum role notify;       /* external: the notified role (INIT: none yet) */
+	const char *fault;      /* why this node cannot carry the traffic now
+				 * (its node is gone, a tracked interface is
+				 * down); NULL: healthy */
 	unsigned n_peers;
 	const struct role_peer *peers;
 };

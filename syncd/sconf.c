@@ -179,7 +179,8 @@ static int load(config_t *cf, const char *file, struct sconf **ret, char *err,
 	static const char *const top[] = {
 		"node_id", "cluster", "node_socket", "control_socket", "mode",
 		"state_file", "sync", "peers", "heartbeat", "data_heartbeat",
-		"role", "vips", "garp", "config_sync", NULL};
+		"role", "vips", "garp", "config_sync", "track_interfaces",
+		"notify", NULL};
 	int r = check_members(&x, root, "", top);
 	if (r < 0)
 		return r;
@@ -419,6 +420,36 @@ static int load(config_t *cf, const char *file, struct sconf **ret, char *err,
 			    (r = parse_vip(&x, p, pre, a, sv)))
 				goto out;
 			c->n_vips++;
+		}
+	}
+
+	if ((r = get_str(&x, root, "", "notify", c->notify, sizeof(c->notify),
+			 false)))
+		goto out;
+	if (c->notify[0] && c->notify[0] != '/') {
+		r = fail(&x, config_setting_get_member(root, "notify"), "notify",
+			 "must be an absolute path");
+		goto out;
+	}
+	const config_setting_t *tl = config_setting_get_member(root, "track_interfaces");
+	if (tl) {
+		int t = config_setting_type(tl);
+		int n = config_setting_length(tl);
+		if ((t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) ||
+		    n > SCONF_MAX_TRACK) {
+			r = fail(&x, tl, "track_interfaces",
+				 "must be an array of at most %d interface names",
+				 SCONF_MAX_TRACK);
+			goto out;
+		}
+		for (int i = 0; i < n; i++) {
+			const char *s = config_setting_get_string_elem(tl, i);
+			if (!s || !s[0] || strlen(s) >= sizeof(c->track[0])) {
+				r = fail(&x, tl, "track_interfaces",
+					 "element %d is not an interface name", i);
+				goto out;
+			}
+			snprintf(c->track[c->n_track++], sizeof(c->track[0]), "%s", s);
 		}
 	}
 

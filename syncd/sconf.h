@@ -20,6 +20,7 @@
 #define SCONF_MAX_PEERS 16
 #define SCONF_MAX_VIPS 32
 #define SCONF_MAX_KEEP 8
+#define SCONF_MAX_TRACK 8
 #define SCONF_PATH_MAX 108       /* sun_path */
 
 struct sconf_peer {
@@ -72,6 +73,10 @@ struct sconf {
 	bool preempt;
 	uint32_t hold_down_ms;
 	uint32_t init_wait_ms;
+	/* health: any tracked interface down (not up or no carrier) = fault */
+	unsigned n_track;
+	char track[SCONF_MAX_TRACK][16];
+	char notify[256];           /* run on every role change; "" = none */
 
 	unsigned n_vips;
 	struct sconf_vip vips[SCONF_MAX_VIPS];

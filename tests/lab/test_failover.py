@@ -183,6 +183,7 @@ peers = ( {{ id = {o}; address = "10.255.0.{o}"; port = 7790; }} );
 heartbeat = {{ interval_ms = 100; dead_count = 3; }};
 data_heartbeat = {{ bind = "10.1.0.{250 + n}"; peer = "10.1.0.{250 + o}"; port = 7791; }};
 role = {{ priority = {priority}; preempt = false; }};
+track_interfaces = [ "veth-c", "veth-s", "veth-d" ];
 vips = (
   {vips}
 );
@@ -947,6 +948,75 @@ def test_sigkill_failover_no_connection_lost(lab):
     for k in ("ping_longest_gap_ms", "ping6_longest_gap_ms"):
         check(r[k] is not None and r[k] < 2000, f"{k} {r[k]} ms")
     check(p.returncode == 0, f"drill exit status {p.returncode}")
+
+
+# ---- 7 ------------------------------------------------------------------
+
+def echo_connection(lab, port):
+    """A TCP echo server on the server LAN and a client connection to it
+    from c1, through the active; returns the client agent (C is the socket)."""
+    srv = Agent(lab, "srv")
+    srv.run(f"""
+        import threading
+        ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("{WEB}", {port})); ls.listen(4)
+        def serve():
+            c, _ = ls.accept()
+            while True:
+                d = c.recv(4096)
+                if not d: return
+                c.sendall(d)
+        threading.Thread(target=serve, daemon=True).start()
+    """)
+    cli = Agent(lab, "c1")
+    got = cli.run(f"""
+        C = socket.create_connection(("{WEB}", {port}), timeout=5)
+        C.sendall(b"before"); out = C.recv(100).decode()
+    """)
+    check(got == "before", f"echo before the failure: {got!r}")
+    return cli
+
+
+def takeover_after(lab, pair, port, fail, what):
+    """A connection through fw1, fail() on fw1, then fw2 active and the
+    connection carries data both ways through it; prints the time."""
+    pair.start()
+    cli = echo_connection(lab, port)
+    wait_for(lambda: pair.nodes[2].sessions(proto=6, dport=port), 5,
+             "the connection on the standby")
+    pair.wait_converged(10, what="converged before the failure")
+    t0 = time.monotonic()
+    fail()
+    wait_for(lambda: pair.syncd[2].role() == "active", 5, f"fw2 takes over after {what}",
+             step=0.01)
+    took = time.monotonic() - t0
+    cs1 = pair.syncd[1].show()
+    check(cs1.role == "standby", f"fw1 is {cs1.role} ({cs1.role_reason})")
+    wait_for(lambda: all(v.endswith(" up") for v in pair.syncd[2].show().vips), 3,
+             "addresses on fw2")
+    got = cli.run("C.sendall(b'after'); out = C.recv(100).decode()")
+    check(got == "after", f"echo after the takeover, through fw2: {got!r}")
+    check(pair.nodes[2].sessions(proto=6, dport=port), "the connection on the new active")
+    cli.run("C.close()")
+    print(f"     {what} -> fw2 active in {took * 1000:.0f} ms "
+          f"(fw1: {cs1.role_reason}); the connection carried data after it")
+
+
+@pair_test
+def test_node_sigkill_on_the_active_hands_over(lab, pair):
+    """tandem-node alone SIGKILLed on the active: its syncd steps down once
+    the node link stayed down for the dead time, fw2 takes over, the
+    connection lives on."""
+    takeover_after(lab, pair, 443, lambda: pair.nodes[1].stop(signal.SIGKILL),
+                   "SIGKILL of fw1's tandem-node")
+
+
+@pair_test
+def test_lan_link_down_on_the_active_hands_over(lab, pair):
+    """fw1's server-side LAN link down (a tracked interface): fw1 steps down,
+    fw2 takes over, the connection lives on."""
+    takeover_after(lab, pair, 443, lambda: lab.sh("fw", "ip link set veth-s down"),
+                   "fw1's veth-s down")
 
 
 if __name__ == "__main__":

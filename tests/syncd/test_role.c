@@ -302,6 +302,33 @@ static void keepalived_mode_takes_the_notified_role(void **state)
 	assert_int_equal(sm.epoch, 9);
 }
 
+static void a_faulty_active_steps_down_and_a_faulty_node_never_takes_over(void **state)
+{
+	(void)state;
+	struct role_sm sm;
+	role_init(&sm, 0, 0);
+	struct role_peer p = peer2(ROLE_STANDBY, 100, 1);
+	p.holds_state = true;
+	sm.role = ROLE_ACTIVE;
+	sm.epoch = 1;
+	struct role_in in = {.now_ms = 100, .gate = true, .synced = true,
+			     .notify = ROLE_INIT, .fault = "node gone",
+			     .n_peers = 1, .peers = &p};
+	assert_int_equal(role_step(&sm, &cfg1, &in), RA_STANDBY);
+	assert_int_equal(sm.role, ROLE_STANDBY);
+	assert_int_equal(sm.epoch, 1);
+	assert_string_equal(sm.why, "stepped down: node gone");
+	/* no active anywhere, but still faulty: stays standby */
+	p.sync_alive = p.data_alive = false;
+	in.now_ms = 5000;
+	assert_int_equal(role_step(&sm, &cfg1, &in), RA_NONE);
+	assert_int_equal(sm.role, ROLE_STANDBY);
+	/* healthy again: the usual rules */
+	in.fault = NULL;
+	assert_int_equal(role_step(&sm, &cfg1, &in), RA_ACTIVE);
+	assert_int_equal(sm.epoch, 2);
+}
+
 static void role_names_round_trip(void **state)
 {
 	(void)state;
@@ -335,6 +362,7 @@ int main(void)
 		cmocka_unit_test(preempt_waits_for_hold_down_and_sync),
 		cmocka_unit_test(planned_failover_when_the_active_asks),
 		cmocka_unit_test(keepalived_mode_takes_the_notified_role),
+		cmocka_unit_test(a_faulty_active_steps_down_and_a_faulty_node_never_takes_over),
 		cmocka_unit_test(role_names_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

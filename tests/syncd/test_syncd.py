@@ -581,6 +581,117 @@ def clean_stop_hands_over_at_once():
     assert took < 0.3, f"took {took:.3f}s: waited for the dead time"
 
 
+@test(30)
+def sighup_reloads_what_it_can_and_keeps_the_role():
+    cl = pair()
+    a, b = cl[0], cl[1]
+    ss = a.fake.create(20)
+    wait_for(same_tables(a, b), 5, "sessions on the standby")
+    epoch = a.show().epoch
+    promotes = (a.fake.promotes, b.fake.promotes)
+    # a live setting (priority) and one that needs a restart (interval)
+    a.priority = 150
+    cl.interval = 50
+    a.write_conf([b])
+    a.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in a.tail(5), 3, "reload logged")
+    log = a.tail(5)
+    print("    " + next(ln for ln in log.splitlines() if "reloaded" in ln))
+    assert "applied: role.priority" in log, log
+    assert "needs a restart (running value kept): heartbeat.interval_ms" in log, log
+    cs = a.show()
+    assert a.proc.poll() is None, "syncd died on SIGHUP"
+    assert cs.role == "active" and cs.epoch == epoch, cs
+    assert cs.priority == 150, cs
+    assert a.counter("config.reloads", cs) == 1
+    wait_for(lambda: b.peer(1).priority == 150, 2, "peer hears the new priority")
+    # a file that does not load changes nothing
+    with open(a.conf, "a") as f:
+        f.write("no_such_setting = 1;\n")
+    a.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in a.tail(5), 3, "refusal logged")
+    cs = a.show()
+    assert a.proc.poll() is None and cs.role == "active" and cs.priority == 150, cs
+    assert b.role() == "standby" and (a.fake.promotes, b.fake.promotes) == promotes
+    s2 = a.fake.create(5)
+    wait_for(same_tables(a, b), 5, "replication goes on after the reload")
+    assert len(ss) + len(s2) == len(b.fake.peer_state())
+
+
+def hook_script(cl, node_id):
+    """A notify hook that appends its arguments to a file; returns both."""
+    path, out = f"{cl.tmp}/hook{node_id}.sh", f"{cl.tmp}/hook{node_id}.out"
+    with open(path, "w") as f:
+        f.write(f'#!/bin/sh\necho "$@" >> {out}\n')
+    os.chmod(path, 0o755)
+    return path, out
+
+
+def lines(path):
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+@test(30)
+def node_gone_on_the_active_hands_over_and_hooks_run():
+    cl = cluster()
+    hooks = {n.id: hook_script(cl, n.id) for n in cl.nodes}
+    for n in cl.nodes:
+        n.write_conf([p for p in cl.nodes if p is not n],
+                     f'notify = "{hooks[n.id][0]}";\n')
+    cl.start()
+    cl.wait_roles(["active", "standby"])
+    cl.wait_linked()
+    a, b = cl[0], cl[1]
+    a.fake.create(50)
+    wait_for(same_tables(a, b), 5, "sessions on the standby")
+    wait_for(lambda: lines(hooks[1][1]) == ["active init 1"], 2, "hook of node 1")
+    wait_for(lambda: lines(hooks[2][1]) == ["standby init 1"], 2, "hook of node 2")
+    t0 = time.monotonic()
+    a.fake.stop(forget=False)          # the active's node dies, its syncd lives
+    wait_for(lambda: b.fake.role == "active", 3, "standby takes over", step=0.005)
+    took = time.monotonic() - t0
+    print(f"    node gone on the active -> standby's node active: {took * 1000:.0f} ms")
+    assert took < 1.5, f"took {took:.3f}s"
+    cs = a.show()
+    assert cs.role == "standby" and "node link down" in cs.role_reason, cs
+    assert a.counter("role.step-downs", cs) == 1
+    assert b.show().epoch == 2
+    wait_for(lambda: lines(hooks[1][1])[-1:] == ["standby active 1"], 2, "step-down hook")
+    wait_for(lambda: lines(hooks[2][1])[-1:] == ["active standby 2"], 2, "takeover hook")
+    # the node comes back: the fault clears, the old active stays standby
+    a.fake.start()
+    wait_for(lambda: "fault cleared" in a.tail(10), 3, "fault cleared")
+    time.sleep(0.5)
+    assert a.role() == "standby" and b.role() == "active"
+
+
+@test(30)
+def a_tracked_interface_down_hands_over():
+    cl = pair(extra={1: 'track_interfaces = [ "lo" ];\n'})
+    a, b = cl[0], cl[1]
+    time.sleep(0.3)
+    assert a.role() == "active", "lo is up: no fault"
+    # the active now tracks an interface that is not there (down)
+    a.write_conf([b], 'track_interfaces = [ "lo", "tdmnone0" ];\n')
+    t0 = time.monotonic()
+    a.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: b.fake.role == "active", 3, "standby takes over", step=0.005)
+    took = time.monotonic() - t0
+    print(f"    tracked interface down -> standby's node active: {took * 1000:.0f} ms")
+    cs = a.show()
+    assert cs.role == "standby" and "tracked interface tdmnone0 down" in cs.role_reason, cs
+    assert a.counter("health.faults", cs) == 1
+    # back to a healthy list: it stays standby (no preempt), ready to take over
+    a.write_conf([b], 'track_interfaces = [ "lo" ];\n')
+    a.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "fault cleared" in a.tail(10), 3, "fault cleared")
+    assert a.role() == "standby" and b.role() == "active"
+
+
 # ------------------------------------------------------------------ runner
 
 def main():

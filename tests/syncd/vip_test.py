@@ -192,6 +192,13 @@ def main():
         assert no_vips("a"), addrs("a")
         assert has_vips("b")
 
+        # SIGHUP reloads: the active keeps running, its role and its addresses
+        procs["b"].send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert procs["b"].poll() is None, "syncd died on SIGHUP"
+        assert role("b") == "active" and role("a") == "standby"
+        assert has_vips("b") and no_vips("a"), (addrs("a"), addrs("b"))
+
         # a clean stop of the active: addresses go, the standby takes them
         assert stop("b", signal.SIGTERM) == 0
         assert no_vips("b"), addrs("b")
