@@ -33,6 +33,8 @@
 #   --before S     seconds of traffic before the kill [3], 1..60
 #   --after S      seconds a connection must keep exchanging data after the
 #                  failover to count as surviving [5], 1..120
+#   --heartbeat MS syncd's heartbeat interval_ms on both nodes [100], 10..10000
+#   --dead-count N syncd's heartbeat dead_count on both nodes [3], 2..100
 #   --build DIR    where tandem-node and syncd/tandem-syncd are [SRC/build];
 #                  $TANDEM_NODE / $TANDEM_SYNCD override each
 #   --keep-lab     leave the lab up at the end (reset: fw1 links up, the
@@ -65,13 +67,15 @@ export TDM_LAB_PREFIX=${TDM_LAB_PREFIX:-tdm-drill-}
 P=$TDM_LAB_PREFIX
 PY=/usr/bin/python3
 
-N=50 BEFORE=3 AFTER=5 BUILD="$SRC/build" KEEP=0 JSON="" QUIET=0
+N=50 BEFORE=3 AFTER=5 HB=100 DEAD=3 BUILD="$SRC/build" KEEP=0 JSON="" QUIET=0
 usage() { sed -n '/^# Usage/,/^# Exit/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
 	case $1 in
 	-n) N=${2:?}; shift ;;
 	--before) BEFORE=${2:?}; shift ;;
 	--after) AFTER=${2:?}; shift ;;
+	--heartbeat) HB=${2:?}; shift ;;
+	--dead-count) DEAD=${2:?}; shift ;;
 	--build) BUILD=${2:?}; shift ;;
 	--keep-lab) KEEP=1 ;;
 	--json) JSON=${2:?}; shift ;;
@@ -85,6 +89,8 @@ int_in() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 int_in "$N" 1 1000 || usage
 int_in "$BEFORE" 1 60 || usage
 int_in "$AFTER" 1 120 || usage
+int_in "$HB" 10 10000 || usage
+int_in "$DEAD" 2 100 || usage
 
 NODE=${TANDEM_NODE:-$BUILD/tandem-node}
 SYNCD=${TANDEM_SYNCD:-$BUILD/syncd/tandem-syncd}
@@ -548,7 +554,7 @@ control_socket = "{self.ctl}/fw{n}/syncd.sock";
 state_file = "{self.tmp}/syncd{n}.state";
 sync = {{ listen = "10.255.0.{n}"; port = 7790; }};
 peers = ( {{ id = {o}; address = "10.255.0.{o}"; port = 7790; }} );
-heartbeat = {{ interval_ms = 100; dead_count = 3; }};
+heartbeat = {{ interval_ms = {self.a.heartbeat}; dead_count = {self.a.dead_count}; }};
 data_heartbeat = {{ bind = "10.1.0.{250 + n}"; peer = "10.1.0.{250 + o}"; port = 7791; }};
 role = {{ priority = {200 if n == 1 else 100}; preempt = false; }};
 vips = (
@@ -760,7 +766,7 @@ def fmt(v, unit=" ms", nd=0):
 def report(r, a):
     lines = [
         "== Tandem failover drill " + "=" * 40,
-        f"pair            fw1 (active) + fw2 (standby); heartbeat 100 ms x 3, sync link + data path",
+        f"pair            fw1 (active) + fw2 (standby); heartbeat {a.heartbeat} ms x {a.dead_count}, sync link + data path",
         f"load            {r['connections']} TCP connections (chunk every 100 ms both ways, "
         f"sequence-checked) + ICMP echo every 10 ms (IPv4 and IPv6)",
         f"crash           SIGKILL tandem-node + tandem-syncd on fw1, its 4 links down",
@@ -802,7 +808,7 @@ def main():
     s = sub.add_parser("run")
     for k in ("tmp", "src", "prefix", "node", "syncd", "json"):
         s.add_argument("--" + k)
-    for k in ("n", "before", "after"):
+    for k in ("n", "before", "after", "heartbeat", "dead-count"):
         s.add_argument("--" + k, type=int)
     s.add_argument("--quiet", action="store_true")
     a = ap.parse_args()
@@ -852,5 +858,6 @@ opts=()
 [ "$QUIET" = 0 ] || opts+=(--quiet)
 rc=0
 $PY "$tmp/drill.py" run --tmp "$tmp" --src "$SRC" --prefix "$P" --node "$NODE" --syncd "$SYNCD" \
-	--n "$N" --before "$BEFORE" --after "$AFTER" "${opts[@]}" || rc=$?
+	--n "$N" --before "$BEFORE" --after "$AFTER" --heartbeat "$HB" --dead-count "$DEAD" \
+	"${opts[@]}" || rc=$?
 exit $rc

@@ -84,6 +84,7 @@ struct cpeer {
 	char policy_hash[40];
 	uint64_t asks_until;
 	uint64_t hb_sent_ms;   /* sender's clock of the heartbeat believed */
+	uint32_t hb_interval_ms, hb_dead_count; /* as it announced; 0: unknown */
 	uint64_t last_cfg_push_ms;
 	bool was_alive;
 	/* heard as active since we last were: its table is (or was) the
@@ -201,11 +202,24 @@ static void save_epoch(struct cluster *c)
 
 /* ---- heartbeats ------------------------------------------------------------ */
 
+/* Detection time with peer i, negotiated by the slower side: the larger of
+ * the two intervals times the larger dead count, so a peer that sends less
+ * often than we do is never declared dead early. */
+static uint64_t peer_dead_ms(const struct cluster *c, unsigned i)
+{
+	uint64_t iv = c->conf->hb_interval_ms, dc = c->conf->dead_count;
+	if (c->cp[i].hb_interval_ms > iv)
+		iv = c->cp[i].hb_interval_ms;
+	if (c->cp[i].hb_dead_count > dc)
+		dc = c->cp[i].hb_dead_count;
+	return iv * dc;
+}
+
 static bool peer_alive_on(const struct cluster *c, unsigned i, int path,
 			  uint64_t now)
 {
 	const struct peer_link_stats *st = peers_stats(c->ps, i);
-	return st->last_rx_ms[path] && now - st->last_rx_ms[path] <= dead_ms(c);
+	return st->last_rx_ms[path] && now - st->last_rx_ms[path] <= peer_dead_ms(c, i);
 }
 
 static bool ready_for(const struct cluster *c, unsigned i)
@@ -242,6 +256,9 @@ static void build_heartbeat(struct cluster *c, unsigned i, enum peer_path path,
 	hb.has_ready = true;
 	hb.ready = !c->stopping && !c->fault[0] && ready_for(c, i);
 	hb.path = path == PATH_SYNC ? "sync" : "data";
+	hb.has_interval_ms = hb.has_dead_count = true;
+	hb.interval_ms = c->conf->hb_interval_ms;
+	hb.dead_count = c->conf->dead_count;
 	Tandem__PeerMsg m = TANDEM__PEER_MSG__INIT;
 	m.heartbeat = &hb;
 	size_t n = tandem__peer_msg__get_packed_size(&m);
@@ -977,6 +994,19 @@ static void ops_msg(void *arg, unsigned i, enum peer_path path,
 			p->role = r;
 			if (r == ROLE_ACTIVE)
 				p->seen_active = true;
+		}
+		uint32_t iv = hb->has_interval_ms && hb->interval_ms <= 10000
+				      ? hb->interval_ms : 0;
+		uint32_t dc = hb->has_dead_count && hb->dead_count <= 100
+				      ? hb->dead_count : 0;
+		if (iv != p->hb_interval_ms || dc != p->hb_dead_count) {
+			p->hb_interval_ms = iv;
+			p->hb_dead_count = dc;
+			uint64_t d = peer_dead_ms(c, i);
+			peers_set_dead_ms(c->ps, i, d);
+			logmsg(c, "node %u: heartbeat %u ms x %u, here %u ms x %u: "
+			       "dead after %" PRIu64 " ms", c->conf->peers[i].id,
+			       iv, dc, c->conf->hb_interval_ms, c->conf->dead_count, d);
 		}
 		p->priority = hb->priority;
 		p->preempt = hb->preempt;

@@ -35,6 +35,7 @@ struct peer_slot {
 	uint64_t next_dial_ms;
 	struct replay_win win[2];
 	struct peer_link_stats st;
+	uint64_t dead_ms;       /* negotiated; 0: our own */
 };
 
 struct peers {
@@ -472,8 +473,10 @@ void peers_tick(struct peers *ps, uint64_t now)
 	for (struct conn *c = ps->conns, *n; c; c = n) {
 		n = c->next;
 		/* silent links and connections that never said who they are */
-		if (c->connected && now - c->last_rx_ms > (c->peer >= 0 ? dead
-								     : 4 * dead + 1000))
+		uint64_t d = 4 * dead + 1000;
+		if (c->peer >= 0)
+			d = ps->slot[c->peer].dead_ms ? ps->slot[c->peer].dead_ms : dead;
+		if (c->connected && now - c->last_rx_ms > d)
 			conn_close(c);
 	}
 	for (unsigned i = 0; i < ps->n; i++) {
@@ -612,6 +615,12 @@ void peers_free(struct peers *ps)
 	buf_free(&ps->rx);
 	free(ps->udp_buf);
 	free(ps);
+}
+
+void peers_set_dead_ms(struct peers *ps, unsigned peer, uint64_t ms)
+{
+	if (peer < ps->n)
+		ps->slot[peer].dead_ms = ms;
 }
 
 void peers_set_epoch(struct peers *ps, uint64_t epoch)

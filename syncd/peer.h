@@ -80,6 +80,9 @@ void peers_free(struct peers *ps);  /* accepts NULL */
 void peers_tick(struct peers *ps, uint64_t now_ms);
 
 void peers_set_epoch(struct peers *ps, uint64_t epoch);
+/* The dead time negotiated with peer (0: this node's own interval x
+ * dead_count): its sync link is closed after that long without a frame. */
+void peers_set_dead_ms(struct peers *ps, unsigned peer, uint64_t ms);
 
 /* Frame payload (a packed PeerMsg) and send it on peer's sync link.
  * Returns 0 and *ret_seq, or -ENOTCONN / -ENOMEM / -EMSGSIZE. */

@@ -692,6 +692,34 @@ def a_tracked_interface_down_hands_over():
     assert a.role() == "standby" and b.role() == "active"
 
 
+@test(30)
+def heartbeat_intervals_are_negotiated_by_the_slower_side():
+    cl = cluster()
+    a, b = cl[0], cl[1]
+    cl.interval = 20            # node 1 beats every 20 ms, node 2 every 200 ms
+    a.write_conf([b])
+    cl.interval = 200
+    b.write_conf([a])
+    cl.start()
+    cl.wait_roles(["active", "standby"])
+    cl.wait_linked()
+    wait_for(lambda: "dead after 600 ms" in a.tail(20), 3, "node 1 negotiated")
+    wait_for(lambda: "dead after 600 ms" in b.tail(20), 3, "node 2 negotiated")
+    # node 1 would call node 2 dead after 60 ms of its own rule: it must not
+    time.sleep(2)
+    for n in (a, b):
+        assert n.counter("role.changes") == 1, n.tail(20)
+        assert "silent" not in n.tail(40), n.tail(40)
+    assert a.peer(2).link == "up" and b.peer(1).link == "up"
+    # a dead active is still found, at the slower side's time
+    t0 = time.monotonic()
+    a.kill(signal.SIGKILL)
+    wait_for(lambda: b.fake.role == "active", 3, "standby takes over", step=0.005)
+    took = time.monotonic() - t0
+    print(f"    negotiated 200 ms x 3: takeover {took * 1000:.0f} ms after SIGKILL")
+    assert 0.35 < took < 1.5, took
+
+
 # ------------------------------------------------------------------ runner
 
 def main():
